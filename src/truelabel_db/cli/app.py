@@ -1,0 +1,56 @@
+"""Entry point: builds the command tree and turns our errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+
+import psycopg
+import typer
+
+from truelabel_db.cli import bench_cmd, copy_cmd, legacy_cmd, quarantine_cmd, schema_cmd
+from truelabel_db.cli.output import err
+from truelabel_db.errors import TrueLabelError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Move True Label from SQLite to an optimized PostgreSQL, and keep it healthy.")
+legacy_cmd.register(app)
+copy_cmd.register(app)
+schema_cmd.register(app)
+quarantine_cmd.register(app)
+bench_cmd.register(app)
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+def main() -> None:
+    """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except TrueLabelError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    except psycopg.OperationalError as exc:
+        _fail(f"lost the PostgreSQL connection: {_line(exc)}; run the same command again to resume", 4)
+    except sqlite3.Error as exc:
+        _fail(f"SQLite error: {_line(exc)}", 2)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("TRUELABEL_DEBUG"):
+            raise
+        _fail(f"internal error ({type(exc).__name__}): {_line(exc)} "
+              "(set TRUELABEL_DEBUG=1 for the traceback)", EXIT_INTERNAL)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    sys.exit(code)

@@ -1,0 +1,45 @@
+"""``copy``: the initial copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from truelabel_db.cli.output import emit_json, err
+
+TargetOption = Annotated[Optional[str], typer.Option(
+    envvar="TRUELABEL_TARGET_URL", show_envvar=True,
+    help="PostgreSQL URL (prefer the environment variable: it keeps passwords off the command line).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("copy")(copy)
+
+
+def copy(
+    source: Annotated[Path, typer.Option(help="Legacy SQLite file (read through a snapshot).")],
+    target: TargetOption = None,
+    workers: Annotated[int, typer.Option(help="Parallel workers (tables and key ranges).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Rows per chunk (one COPY and one transaction).")] = 10_000,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Empty the application tables of a non-empty target first.")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an unfinished copy from its snapshot.")] = True,
+    orphans: Annotated[str, typer.Option(help="Rows whose foreign key points nowhere: quarantine | keep.")] = "quarantine",
+    work_dir: Annotated[Path, typer.Option(help="Where the snapshot is kept while the copy runs.")] = Path(".truelabel"),
+    keep_snapshot: Annotated[bool, typer.Option("--keep-snapshot", help="Keep the snapshot file afterwards.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Copy every legacy row into the optimized schema; quarantine what cannot be converted."""
+    from truelabel_db.copy import CopyOptions, run_copy
+    from truelabel_db.copy.summary import render
+    from truelabel_db.progress import RichProgress
+    from truelabel_db.target.connection import resolve_target
+
+    options = CopyOptions(workers=workers, batch_size=batch_size, work_dir=work_dir,
+                          truncate=truncate, resume=resume, orphan_policy=orphans,
+                          keep_snapshot=keep_snapshot)
+    result = run_copy(source, resolve_target(target), options, RichProgress(err))
+    render(result, err)
+    if json_out:
+        emit_json(result.to_dict())

@@ -1,0 +1,59 @@
+"""``schema apply`` and ``mapping``: the target schema and the declared mapping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.output import emit_json, err
+
+schema_app = typer.Typer(no_args_is_help=True, help="The optimized PostgreSQL schema.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(schema_app, name="schema")
+    app.command("mapping")(mapping)
+
+
+@schema_app.command("apply")
+def apply(
+    target: TargetOption = None,
+    sql_only: Annotated[bool, typer.Option("--sql", help="Print the SQL it would run, run nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print what was applied as JSON.")] = False,
+) -> None:
+    """Install the optimized schema (idempotent); missing extensions are reported, not fatal."""
+    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.target.schema import apply_schema, plan_sql
+
+    if sql_only:
+        typer.echo(plan_sql())
+        return
+    with connect(resolve_target(target), autocommit=True) as conn:
+        report = apply_schema(conn)
+    if json_out:
+        emit_json(report.to_dict())
+        return
+    err.print("applied: " + ", ".join(report.applied))
+    missing = [name for name, ok in report.extensions.items() if not ok]
+    if missing:
+        err.print("[yellow]left out[/]: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()))
+    else:
+        err.print("extensions: " + ", ".join(report.extensions))
+
+
+def mapping(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the declared legacy → target mapping, one row per column."""
+    from truelabel_db.target.mapping import mapping_rows
+
+    rows = mapping_rows()
+    if json_out:
+        keys = ("legacy", "target", "type", "rule", "path")
+        emit_json([dict(zip(keys, r)) for r in rows])
+        return
+    table = Table("legacy column", "target column", "type", "transform", "copy path")
+    for row in rows:
+        table.add_row(*row)
+    err.print(table)

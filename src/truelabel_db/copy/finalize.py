@@ -1,0 +1,218 @@
+"""Post-data: keys, foreign keys, indexes and the dashboard view, built after the load.
+
+Keys and foreign keys are added directly; only when PostgreSQL refuses one (a duplicate key,
+an orphan reference) are the offending rows found with a set-based query, moved to the
+quarantine with their original legacy values, and the constraint added again. A clean copy
+pays nothing for the checks. Indexes are built in parallel, one connection per worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from truelabel_db.copy.convert import quarantine_record
+from truelabel_db.copy.reader import fetch_by_keys
+from truelabel_db.quarantine import insert_records
+from truelabel_db.target.connection import connect
+from truelabel_db.legacy.source import reading
+from truelabel_db.target.mapping import TABLES, ForeignKeyMap, TableMap
+from truelabel_db.target.schema import (
+    SchemaFile,
+    idents,
+    foreign_key_constraint,
+    key_constraint,
+    schema_files,
+)
+
+Reporter = Callable[[str], None]
+
+
+def drop_post_data(conn: psycopg.Connection) -> None:
+    """Remove keys, foreign keys, indexes and the view so that an empty schema loads fast."""
+    with conn.transaction():
+        conn.execute("DROP MATERIALIZED VIEW IF EXISTS brand_dashboard_stats")
+        for kind in ("f", "u", "p"):
+            rows = conn.execute(
+                "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+                "WHERE contype = %s AND conrelid = ANY(%s::regclass[]) AND conparentid = 0",
+                (kind, [t.target for t in TABLES])).fetchall()
+            for table, name in rows:
+                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                    sql.Identifier(table), sql.Identifier(name)))
+        rows = conn.execute(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
+            "ON c.oid = i.indexrelid WHERE i.indrelid = ANY(%s::regclass[]) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)",
+            ([t.target for t in TABLES],)).fetchall()
+        for (index,) in rows:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+
+
+def add_keys(url: str, workers: int, snapshot: Path, run_id: int,
+             report: Reporter) -> dict[str, int]:
+    """Primary and unique keys of every table, in parallel; duplicates quarantined first."""
+    def one(table: TableMap) -> int:
+        with connect(url, autocommit=True) as conn:
+            moved = 0
+            for columns in (table.primary_key, *table.unique):
+                moved += _add_key(conn, snapshot, run_id, table, columns)
+            return moved
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        moved = dict(zip((t.legacy for t in TABLES), pool.map(one, TABLES)))
+    report(f"keys added ({sum(moved.values())} duplicate rows quarantined)")
+    return moved
+
+
+def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
+             table: TableMap, columns: Sequence[str]) -> int:
+    _, statement = key_constraint(table, columns)
+    try:
+        conn.execute(statement)
+        return 0
+    except psycopg.errors.UniqueViolation:
+        pass
+    dupes = sql.SQL(
+        "DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
+        "(SELECT tableoid, ctid, row_number() OVER (PARTITION BY {cols} ORDER BY ctid) AS rn "
+        "FROM {t}) s WHERE rn > 1) RETURNING {all}").format(
+        t=sql.Identifier(table.target), cols=idents(columns),
+        all=idents(c.target for c in table.columns))
+    with conn.transaction():
+        moved = _quarantine_deleted(conn, snapshot, run_id, table, dupes, "duplicate",
+                                    f"duplicate {', '.join(columns)}")
+        conn.execute(statement)
+    return moved
+
+
+def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
+                     orphan_policy: str, report: Reporter) -> dict[str, int]:
+    """Foreign keys, parents first. Orphans are quarantined (cascading to their children), or
+    kept under a NOT VALID constraint when the policy says so."""
+    moved: dict[str, int] = {}
+    for table in TABLES:
+        for fk in table.foreign_keys:
+            moved[table.legacy] = moved.get(table.legacy, 0) + _add_fk(
+                conn, snapshot, run_id, table, fk, orphan_policy)
+    report(f"foreign keys added ({sum(moved.values())} orphan rows "
+           f"{'kept' if orphan_policy == 'keep' else 'quarantined'})")
+    return moved
+
+
+def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
+            table: TableMap, fk: ForeignKeyMap, orphan_policy: str) -> int:
+    orphans = sql.SQL("{t}.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.{pc} = {t}.{c})").format(
+        t=sql.Identifier(table.target), c=sql.Identifier(fk.column),
+        p=sql.Identifier(fk.parent), pc=sql.Identifier(fk.parent_column))
+    _, statement = foreign_key_constraint(table, fk, "quarantine")
+    if orphan_policy == "keep":
+        kept = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            sql.Identifier(table.target), orphans)).fetchone()[0])
+        if kept and table.partitioned_by:
+            # PostgreSQL cannot put a NOT VALID foreign key on a partitioned table: keeping
+            # the orphans means leaving this one foreign key out, which the summary says.
+            return kept
+        if kept:
+            statement = foreign_key_constraint(table, fk, "keep")[1]
+        conn.execute(statement)
+        return kept
+    try:
+        conn.execute(statement)
+        return 0
+    except psycopg.errors.ForeignKeyViolation:
+        pass
+    delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
+        t=sql.Identifier(table.target), w=orphans, all=idents(c.target for c in table.columns))
+    with conn.transaction():
+        moved = _quarantine_deleted(conn, snapshot, run_id, table, delete, "orphan",
+                                    f"{fk.column} has no row in {fk.parent}")
+        conn.execute(statement)
+    return moved
+
+
+def _quarantine_deleted(conn: psycopg.Connection, snapshot: Path, run_id: int,
+                        table: TableMap, delete: sql.Composed, stage: str, reason: str) -> int:
+    """Run a DELETE ... RETURNING and quarantine its rows with their original legacy values."""
+    rows = conn.execute(delete).fetchall()
+    key_index = [c.target for c in table.columns].index(table.primary_key[0])
+    keys = [str(r[key_index]) for r in rows]
+    with reading(snapshot) as legacy:
+        originals = fetch_by_keys(legacy, table, keys)
+    records = []
+    for key, row in zip(keys, rows):
+        raw = originals.get(key)
+        reasons = [{"column": "*", "reason": reason}]
+        if raw is None:  # the legacy key differs in form (case, braces): rebuild it
+            raw = tuple(None if v is None else c.transform.to_legacy(v)
+                        for c, v in zip(table.columns, row))
+            reasons.append({"column": "*", "reason": "original rebuilt from the loaded row"})
+        records.append(quarantine_record(table, raw, stage, reasons))
+    with conn.cursor() as cur:
+        insert_records(cur, records, run_id)
+    return len(records)
+
+
+def build_indexes(url: str, workers: int, report: Reporter) -> list[str]:
+    """Every post-data statement the server can run, in parallel; returns what was skipped."""
+    with connect(url, autocommit=True) as conn:
+        extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
+    files = [f for f in schema_files("post") if "MATERIALIZED VIEW" not in f.text]
+    runnable = [f for f in files if all(e in extensions for e in f.requires)]
+    skipped = [f.version for f in files if f not in runnable]
+    statements = [s for f in runnable for s in f.statements()]
+
+    def run(batch: list[str]) -> None:
+        with connect(url, autocommit=True) as conn:
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            for statement in batch:
+                conn.execute(statement.encode())
+
+    batches = [statements[i::max(1, workers)] for i in range(max(1, workers))]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(run, batches))
+    _record_versions(url, runnable)
+    report(f"{len(statements)} indexes built")
+    return skipped
+
+
+def build_dashboard(conn: psycopg.Connection, report: Reporter) -> None:
+    view = next(f for f in schema_files("post") if "MATERIALIZED VIEW" in f.text)
+    for statement in view.statements():
+        conn.execute(statement.encode())
+    conn.execute("SELECT refresh_dashboard_stats()")
+    _record_versions_conn(conn, [view])
+    report("brand_dashboard_stats built")
+
+
+def analyze_tables(url: str, workers: int) -> None:
+    def run(table: TableMap) -> None:
+        with connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(run, TABLES))
+
+
+def _record_versions(url: str, files: list[SchemaFile]) -> None:
+    with connect(url, autocommit=True) as conn:
+        _record_versions_conn(conn, files)
+
+
+def _record_versions_conn(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
+    for f in files:
+        conn.execute(
+            "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "
+            "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
+            (f.version, f.checksum))
+
+
+def target_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Rows now in each target table, keyed by legacy name: the truth the summary reports."""
+    return {t.legacy: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier(t.target))).fetchone()[0]) for t in TABLES}
+

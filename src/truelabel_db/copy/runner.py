@@ -1,0 +1,309 @@
+"""The initial copy, end to end: snapshot → plan → parallel load → post-data → reconcile.
+
+Each stage records itself in ``truelabel_meta`` so that running the same command again after
+a crash resumes where the last run stopped, from the same snapshot, with nothing loaded twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from truelabel_db.copy import catalog, finalize
+from truelabel_db.copy.catalog import Chunk, CopyRun
+from truelabel_db.copy.reader import ChunkQueries, table_bounds
+from truelabel_db.copy.worker import ChunkCopier, worker_connections
+from truelabel_db.errors import ConfigError, ReconciliationError, TargetNotEmptyError
+from truelabel_db.legacy import source as legacy_source
+from truelabel_db.progress import ProgressSink, SilentProgress
+from truelabel_db.quarantine import open_counts
+from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.target.connection import connect
+from truelabel_db.target.mapping import BY_LEGACY, TABLES
+from truelabel_db.target.schema import apply_schema
+
+ORPHAN_POLICIES = ("quarantine", "keep")
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    workers: int = 4
+    batch_size: int = 10_000
+    work_dir: Path = Path(".truelabel")
+    truncate: bool = False
+    resume: bool = True
+    orphan_policy: str = "quarantine"
+    keep_snapshot: bool = False
+
+    def check(self) -> None:
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        if self.orphan_policy not in ORPHAN_POLICIES:
+            raise ConfigError(f"--orphans must be one of {', '.join(ORPHAN_POLICIES)}")
+
+
+@dataclass
+class TableSummary:
+    read: int
+    written: int
+    quarantined: int
+    repaired: int
+    kept_orphans: int = 0
+    slow_chunks: int = 0
+
+    @property
+    def reconciled(self) -> bool:
+        return self.read == self.written + self.quarantined
+
+
+@dataclass
+class CopyResult:
+    run_id: int
+    resumed: bool
+    tables: dict[str, TableSummary]
+    seconds: float
+    steps: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> TableSummary:
+        t = TableSummary(0, 0, 0, 0)
+        for s in self.tables.values():
+            t.read += s.read
+            t.written += s.written
+            t.quarantined += s.quarantined
+            t.repaired += s.repaired
+            t.kept_orphans += s.kept_orphans
+            t.slow_chunks += s.slow_chunks
+        return t
+
+    @property
+    def reconciled(self) -> bool:
+        return all(s.reconciled for s in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        def row(s: TableSummary) -> dict[str, Any]:
+            return {**asdict(s), "reconciled": s.reconciled}
+        return {"run_id": self.run_id, "resumed": self.resumed, "seconds": round(self.seconds, 3),
+                "tables": {name: row(s) for name, s in self.tables.items()},
+                "totals": {**row(self.totals), "rows_per_second": self.rows_per_second},
+                "reconciled": self.reconciled, "steps": self.steps, "skipped": self.skipped,
+                "repairs": self.repairs}
+
+    @property
+    def rows_per_second(self) -> float:
+        return round(self.totals.read / self.seconds, 1) if self.seconds else 0.0
+
+
+def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions(),
+             progress: ProgressSink | None = None) -> CopyResult:
+    """Copy the legacy file into the optimized schema; raise unless every row is accounted for."""
+    options.check()
+    progress = progress or SilentProgress()
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+    schema = legacy_source.open_schema(source)
+    legacy_source.require_tables(schema, [t.legacy for t in TABLES], source)
+    with connect(target_url, autocommit=True) as conn:
+        apply_schema(conn, phases=("pre",))
+        run, resumed = _start_or_resume(conn, source, options, progress, steps)
+        snapshot = Path(run.snapshot_path)
+        if not resumed:
+            finalize.drop_post_data(conn)
+            _ensure_partitions(conn, snapshot)
+            catalog.plan_chunks(conn, run.run_id, _bounds(snapshot), options.batch_size)
+    repairs = _load(run, target_url, options, progress, steps)
+    skipped = _post_data(run, target_url, options, progress, steps)
+    result = _reconcile(run, target_url, resumed, repairs, skipped, steps)
+    result.seconds = time.perf_counter() - started
+    if not result.reconciled:
+        raise ReconciliationError(_mismatch_message(result))
+    with connect(target_url, autocommit=True) as conn:
+        catalog.finish_run(conn, run.run_id)
+    if not options.keep_snapshot:
+        snapshot.unlink(missing_ok=True)
+    return result
+
+
+def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOptions,
+                     progress: ProgressSink, steps: dict[str, float]) -> tuple[CopyRun, bool]:
+    run = catalog.unfinished_run(conn)
+    if run and options.resume and not options.truncate and Path(run.snapshot_path).exists():
+        progress.note(f"resuming copy run {run.run_id} from its snapshot")
+        return run, True
+    busy = _non_empty_tables(conn)
+    if busy and not options.truncate:
+        raise TargetNotEmptyError(
+            f"target already holds rows ({', '.join(busy[:4])}{'...' if len(busy) > 4 else ''}); "
+            "pass --truncate to empty the application tables and copy again")
+    if busy:
+        _truncate(conn)
+    t0 = time.perf_counter()
+    options.work_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    snapshot = (options.work_dir / f"snapshot-{stamp}.db").resolve()
+    legacy_source.take_snapshot(source, snapshot)
+    steps["snapshot"] = round(time.perf_counter() - t0, 3)
+    progress.note(f"snapshot of {source} taken in {steps['snapshot']:.2f}s")
+    fp = legacy_source.fingerprint(source).describe()
+    opts = {"workers": options.workers, "batch_size": options.batch_size,
+            "orphan_policy": options.orphan_policy}
+    return catalog.create_run(conn, str(source.resolve()), fp, str(snapshot), opts), False
+
+
+def _non_empty_tables(conn: psycopg.Connection) -> list[str]:
+    return [t.target for t in TABLES if conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t.target))).fetchone()[0]]
+
+
+def _truncate(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
+            sql.SQL(", ").join(sql.Identifier(t.target) for t in TABLES)))
+        conn.execute("UPDATE truelabel_meta.quarantine SET resolved_at = now(), "
+                     "resolution = 'superseded by a new copy' WHERE resolved_at IS NULL")
+
+
+def _bounds(snapshot: Path) -> dict[str, tuple[int, int, int]]:
+    with legacy_source.reading(snapshot) as conn:
+        return {t.legacy: table_bounds(conn, t) for t in TABLES}
+
+
+def _ensure_partitions(conn: psycopg.Connection, snapshot: Path) -> None:
+    """Monthly partitions for every month the data spans, and the next three months."""
+    with legacy_source.reading(snapshot) as legacy:
+        for table in TABLES:
+            if not table.partitioned_by:
+                continue
+            column = quote_ident(table.column_for_target(table.partitioned_by).legacy)
+            low, high = legacy.execute(
+                f"SELECT min({column}), max({column}) FROM {quote_ident(table.legacy)} "
+                f"WHERE typeof({column}) = 'integer' AND {column} BETWEEN ? AND ?",
+                (31_536_000_000, 7_258_118_400_000)).fetchone()
+            now_ms = int(time.time() * 1000)
+            low = min(low or now_ms, now_ms - 31 * 86_400_000)
+            high = max(high or now_ms, now_ms + 92 * 86_400_000)
+            conn.execute("SELECT truelabel_meta.ensure_month_partitions(%s::regclass, "
+                         "to_timestamp(%s / 1000.0), to_timestamp(%s / 1000.0))",
+                         (table.target, low, high))
+
+
+def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
+          steps: dict[str, float]) -> dict[str, int]:
+    """Hand every pending chunk, largest tables first, to ``workers`` threads."""
+    t0 = time.perf_counter()
+    with connect(url, autocommit=True) as conn:
+        pending = catalog.pending_chunks(conn, run.run_id)
+        done = catalog.chunk_totals(conn, run.run_id)
+    bounds = _bounds(Path(run.snapshot_path))
+    for table in TABLES:
+        progress.table_started(table.legacy, bounds[table.legacy][0])
+        already = done.get(table.legacy, {}).get("read", 0)
+        if already:
+            progress.advance(table.legacy, already)
+    pending.sort(key=lambda c: (-bounds[c.legacy_table][0], c.chunk_no))
+    work: queue.Queue[Chunk] = queue.Queue()
+    for chunk in pending:
+        work.put(chunk)
+    repairs: dict[str, int] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    queries = {t.legacy: ChunkQueries.for_table(t) for t in TABLES}
+
+    def worker() -> None:
+        sqlite_conn, pg_conn = worker_connections(Path(run.snapshot_path), url)
+        copier = ChunkCopier(sqlite_conn, pg_conn, run.run_id, queries)
+        try:
+            while not errors:
+                try:
+                    chunk = work.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = copier.copy(BY_LEGACY[chunk.legacy_table], chunk)
+                progress.advance(chunk.legacy_table, outcome.stats.read)
+                with lock:
+                    for note, n in outcome.repairs.items():
+                        key = f"{chunk.legacy_table}.{note}"
+                        repairs[key] = repairs.get(key, 0) + n
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+        finally:
+            sqlite_conn.close()
+            pg_conn.close()
+
+    threads = [threading.Thread(target=worker, name=f"copy-{i}", daemon=True)
+               for i in range(min(options.workers, max(1, len(pending))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    progress.close()
+    if errors:
+        raise errors[0]
+    steps["load"] = round(time.perf_counter() - t0, 3)
+    return repairs
+
+
+def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
+               steps: dict[str, float]) -> list[str]:
+    snapshot = Path(run.snapshot_path)
+    skipped: list[str] = []
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        for step, action in (
+            ("keys", lambda: finalize.add_keys(url, options.workers, snapshot, run.run_id, progress.note)),
+            ("foreign_keys", lambda: finalize.add_foreign_keys(
+                conn, snapshot, run.run_id, options.orphan_policy, progress.note)),
+            ("indexes", lambda: skipped.extend(finalize.build_indexes(url, options.workers, progress.note))),
+            ("dashboard", lambda: finalize.build_dashboard(conn, progress.note)),
+            ("analyze", lambda: finalize.analyze_tables(url, options.workers)),
+        ):
+            if catalog.step_done(conn, run.run_id, step):
+                continue
+            t0 = time.perf_counter()
+            detail = action()
+            steps[step] = round(time.perf_counter() - t0, 3)
+            catalog.record_step(conn, run.run_id, step,
+                                {"result": detail} if isinstance(detail, dict) else {})
+    return skipped
+
+
+def _reconcile(run: CopyRun, url: str, resumed: bool, repairs: dict[str, int],
+               skipped: list[str], steps: dict[str, float]) -> CopyResult:
+    with connect(url, autocommit=True) as conn:
+        totals = catalog.chunk_totals(conn, run.run_id)
+        quarantined = open_counts(conn, run.run_id)
+        written = finalize.target_counts(conn)
+        fk_detail = conn.execute("SELECT detail FROM truelabel_meta.copy_steps WHERE run_id = %s "
+                                 "AND step = 'foreign_keys'", (run.run_id,)).fetchone()
+    kept = (fk_detail[0].get("result", {}) if fk_detail else {}) if run.options.get(
+        "orphan_policy") == "keep" else {}
+    tables = {
+        t.legacy: TableSummary(
+            read=totals.get(t.legacy, {}).get("read", 0), written=written[t.legacy],
+            quarantined=quarantined.get(t.legacy, 0),
+            repaired=totals.get(t.legacy, {}).get("repaired", 0),
+            kept_orphans=int(kept.get(t.legacy, 0)),
+            slow_chunks=totals.get(t.legacy, {}).get("slow_chunks", 0))
+        for t in TABLES}
+    return CopyResult(run.run_id, resumed, tables, 0.0, steps, skipped, repairs)
+
+
+def _mismatch_message(result: CopyResult) -> str:
+    bad = [f"{name}: read {s.read} != written {s.written} + quarantined {s.quarantined}"
+           for name, s in result.tables.items() if not s.reconciled]
+    return "counts do not reconcile: " + "; ".join(bad)
+
+
+__all__ = ["CopyOptions", "CopyResult", "TableSummary", "run_copy"]

@@ -1,0 +1,75 @@
+"""The guided tour: a generated legacy database, analyzed and migrated end to end.
+
+With no target configured the demo starts a private PostgreSQL cluster under its working
+directory (see :mod:`truelabel_db.embedded`) and stops it afterwards, so one command shows the
+whole migration on a machine that has nothing set up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.console import Console
+
+from truelabel_db.copy import CopyOptions, CopyResult, run_copy
+from truelabel_db.copy.summary import render as render_copy
+from truelabel_db.progress import RichProgress
+from truelabel_db.target.connection import connect
+
+DEMO_DATABASE = "truelabel_demo"
+
+
+def run_demo(*, work_dir: Path, scale: float, dirty: bool, target_url: str | None,
+             workers: int, console: Console) -> CopyResult:
+    from truelabel_db.analyze import analyze
+    from truelabel_db.legacy.generator import generate
+
+    work_dir = work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    legacy = work_dir / "legacy.db"
+    console.rule("1. a legacy True Label database")
+    report = generate(legacy, scale, dirty=dirty, overwrite=True)
+    console.print(f"generated {legacy} with {sum(report.rows.values()):,} rows"
+                  + (f" and {len(report.dirt)} dirty values" if dirty else ""))
+    console.rule("2. what is wrong with it")
+    findings = analyze(legacy).to_dict().get("findings", [])
+    for finding in findings[:12]:
+        console.print(f"  [{finding.get('severity', '')}] {finding.get('message', finding)}")
+    console.rule("3. migrate")
+    options = CopyOptions(workers=workers, work_dir=work_dir / "copy", truncate=True)
+    if target_url:
+        return _migrate(legacy, target_url, options, console)
+    from truelabel_db.embedded import EmbeddedCluster
+
+    with EmbeddedCluster(work_dir / "postgres") as cluster:
+        console.print(f"started a private PostgreSQL cluster on {cluster.url}")
+        url = _fresh_database(cluster.url, DEMO_DATABASE)
+        result = _migrate(legacy, url, options, console)
+        console.print("stopping the private cluster")
+    return result
+
+
+def _fresh_database(admin_url: str, name: str) -> str:
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+
+
+def _migrate(legacy: Path, url: str, options: CopyOptions, console: Console) -> CopyResult:
+    result = run_copy(legacy, url, options, RichProgress(console))
+    render_copy(result, console)
+    console.rule("4. the optimized schema at work")
+    with connect(url) as conn:
+        top = conn.execute(
+            "SELECT p.name, count(*) AS scans FROM qr_code_access q JOIN products p "
+            "ON p.qr_code = q.qr_code GROUP BY p.name ORDER BY scans DESC LIMIT 3").fetchall()
+        for name, scans in top:
+            console.print(f"  most scanned: {name} ({scans:,} scans)")
+        hits = conn.execute(
+            "SELECT count(*) FROM products WHERE search_vector @@ plainto_tsquery('portuguese', %s)",
+            ("proteína",)).fetchone()[0]
+        console.print(f"  full-text search 'proteína': {hits:,} products")
+    return result

@@ -1,0 +1,1 @@
+"""The legacy side: the Prisma-on-SQLite database True Label runs on today."""

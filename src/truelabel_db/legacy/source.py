@@ -1,0 +1,140 @@
+"""Opening a legacy SQLite file safely, and taking a consistent snapshot of it.
+
+pgloader reads each table on its own connection with no shared snapshot and trips over
+``database is locked`` while the app writes. Here every read goes through a connection with a
+busy timeout, and the copy reads a snapshot taken with SQLite's online backup API: one
+consistent point in time for all tables and all workers, which a resumed copy reuses.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from truelabel_db.errors import SourceError, SourceLockedError
+from truelabel_db.legacy.schema import LegacyTable, read_schema
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_ENV = "TRUELABEL_BUSY_TIMEOUT_MS"
+
+
+def default_busy_timeout_ms() -> int:
+    """How long to wait for another process's lock: 5 s, or the environment's choice."""
+    return int(os.environ.get(BUSY_TIMEOUT_ENV, "5000"))
+
+
+@dataclass(frozen=True)
+class SourceFingerprint:
+    """Enough to notice that a file is not the one a previous run started from."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    def describe(self) -> str:
+        return f"{self.path}:{self.size}:{self.mtime_ns}"
+
+
+def check_is_sqlite(path: Path) -> None:
+    """Fail with one clear line unless ``path`` is an existing SQLite 3 file."""
+    if not path.exists():
+        raise SourceError(f"legacy database not found: {path}")
+    if not path.is_file():
+        raise SourceError(f"legacy database is not a file: {path}")
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise SourceError(f"cannot read legacy database {path}: {exc.strerror}") from exc
+    if header != SQLITE_MAGIC:
+        raise SourceError(f"not a SQLite database: {path}")
+
+
+def connect(path: Path, *, read_only: bool = True,
+            busy_timeout_ms: int | None = None) -> sqlite3.Connection:
+    """A connection that waits for locks instead of failing at once, read-only by default."""
+    check_is_sqlite(path)
+    if busy_timeout_ms is None:
+        busy_timeout_ms = default_busy_timeout_ms()
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rw")
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000,
+                               check_same_thread=False, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, path) from exc
+    return conn
+
+
+def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> SourceError:
+    """Map sqlite3's exceptions to ours, with a message a user can act on."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return SourceLockedError(
+            f"legacy database {path} stayed locked by another process: {text}")
+    if isinstance(exc, sqlite3.DatabaseError) and (
+            "malformed" in text or "not a database" in text or "corrupt" in text):
+        return SourceError(f"legacy database {path} is corrupt: {text}")
+    return SourceError(f"cannot read legacy database {path}: {text}")
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection whose SQLite errors surface as :class:`SourceError`."""
+    conn = connect(path)
+    try:
+        yield conn
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, path) from exc
+    finally:
+        conn.close()
+
+
+def open_schema(path: Path) -> dict[str, LegacyTable]:
+    """Introspect a legacy file, failing cleanly on a corrupt or locked one."""
+    with reading(path) as conn:
+        return read_schema(conn)
+
+
+def require_tables(schema: dict[str, LegacyTable], needed: list[str], path: Path) -> None:
+    """Refuse a file that is SQLite but not True Label's."""
+    missing = [name for name in needed if name not in schema]
+    if missing:
+        raise SourceError(
+            f"{path} is not a True Label database: missing tables {', '.join(missing)}")
+
+
+def fingerprint(path: Path) -> SourceFingerprint:
+    stat = path.stat()
+    return SourceFingerprint(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def take_snapshot(source: Path, destination: Path) -> None:
+    """Copy ``source`` to ``destination`` at one point in time with SQLite's online backup.
+
+    The backup runs in one step, so it holds a read lock only while pages are copied and a
+    concurrent writer simply waits on its busy timeout; the result is checked before use.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = connect(source)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)
+            result = dst.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise SourceError(f"legacy database {source} is corrupt: {result}")
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise translate_sqlite_error(exc, source) from exc
+    finally:
+        src.close()
+    os.replace(partial, destination)

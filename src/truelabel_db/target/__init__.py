@@ -1,0 +1,1 @@
+"""The target side: the optimized PostgreSQL schema and the declared legacy→target mapping."""

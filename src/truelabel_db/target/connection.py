@@ -1,0 +1,60 @@
+"""Connecting to the PostgreSQL target, with failures a user can act on.
+
+A wrong URL, an unreachable server and a too-old server each become one line naming the
+target without its password; the URL may come from ``--target`` or ``TRUELABEL_TARGET_URL``
+so that no secret has to appear on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from truelabel_db.errors import ConfigError, TargetError
+
+TARGET_ENV = "TRUELABEL_TARGET_URL"
+MIN_SERVER_VERSION = 130000  # gen_random_uuid() built in, generated columns, partitioned FKs
+
+
+def resolve_target(url: str | None) -> str:
+    """The target URL from the option, else from the environment, else a clear error."""
+    chosen = url or os.environ.get(TARGET_ENV)
+    if not chosen:
+        raise ConfigError(f"no target database: pass --target or set {TARGET_ENV}")
+    return chosen
+
+
+def describe(url: str) -> str:
+    """The target as it may appear in messages and logs: never with its password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparseable target URL>"
+    host = params.get("host", "localhost")
+    port = params.get("port", "5432")
+    return f"{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}".lstrip("@")
+
+
+def connect(url: str, *, autocommit: bool = False, application_name: str = "truelabel-db",
+            check_version: bool = True) -> psycopg.Connection:
+    """Open a connection, translating every way it can fail into :class:`TargetError`."""
+    try:
+        conninfo = make_conninfo(url, application_name=application_name, connect_timeout="10")
+    except psycopg.ProgrammingError as exc:
+        raise TargetError(f"invalid target URL: {_first_line(exc)}") from exc
+    try:
+        conn = psycopg.connect(conninfo, autocommit=autocommit)
+    except psycopg.Error as exc:
+        raise TargetError(f"cannot connect to PostgreSQL {describe(url)}: {_first_line(exc)}") from exc
+    if check_version and conn.info.server_version < MIN_SERVER_VERSION:
+        version = conn.info.parameter_status("server_version")
+        conn.close()
+        raise TargetError(f"PostgreSQL {describe(url)} is version {version}; truelabel-db needs 13 or newer")
+    return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
