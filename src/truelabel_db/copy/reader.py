@@ -1,9 +1,9 @@
-"""Reading one key range of a legacy table, split into what SQLite can format itself and the rest.
+"""Reading one key range of a legacy table: what SQLite can format itself, and the rest.
 
-For each chunk SQLite evaluates the mapping's clean predicate on every row. Clean rows are
-formatted as COPY text by SQLite (in C, with the GIL released) and arrive as one byte string;
-only the others come to Python, where they are repaired or quarantined. The predicate is a
-CASE, never NULL, so every row lands on exactly one side.
+For each chunk SQLite evaluates the mapping's checks on every row and formats the rows that
+pass as CSV for COPY, in C, in a single scan whose result arrives as one byte string; only the
+rows that fail a check come to Python, where they are repaired or quarantined. The check is a
+CASE, never NULL, so every row lands on exactly one side, and the count proves it.
 """
 
 from __future__ import annotations
@@ -13,33 +13,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.copytext import NULL
 from truelabel_db.target.mapping import ColumnMap, TableMap
 from truelabel_db.target.transforms import decode_text
 
 
-def _clean_expr(col: ColumnMap) -> str:
+def _check_expr(col: ColumnMap) -> str | None:
     q = quote_ident(col.legacy)
-    check = col.transform.sqlite_clean(q)
+    check = col.transform.sqlite_check(q)
     if col.not_null:
-        return f"({q} IS NOT NULL AND {check})"
-    return f"({q} IS NULL OR ({check}))"
+        return f"{q} IS NOT NULL" + (f" AND {check}" if check else "")
+    return f"({q} IS NULL OR ({check}))" if check else None
 
 
-def _text_expr(col: ColumnMap) -> str:
+def _csv_expr(col: ColumnMap) -> str:
     q = quote_ident(col.legacy)
-    text = col.transform.sqlite_text(q)
-    if col.not_null:
-        return str(text)
-    return f"CASE WHEN {q} IS NULL THEN '{NULL}' ELSE {text} END"
+    field = str(col.transform.sqlite_csv(q))
+    return field if col.not_null else f"CASE WHEN {q} IS NULL THEN '' ELSE {field} END"
 
 
 @dataclass(frozen=True)
 class ChunkQueries:
     """The SQLite statements for one table, built once from the mapping."""
 
-    count: str
-    clean: str | None
+    fast: str | None
     unclean: str
     every_row: str
 
@@ -48,45 +44,44 @@ class ChunkQueries:
         name = quote_ident(table.legacy)
         rng = "rowid BETWEEN ? AND ?"
         columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
-        count = f"SELECT count(*) FROM {name} WHERE {rng}"
         every_row = f"SELECT {columns} FROM {name} WHERE {rng}"
         if not table.fast_path:
-            return cls(count, None, every_row, every_row)
-        is_clean = "CASE WHEN " + " AND ".join(_clean_expr(c) for c in table.columns) + " THEN 1 ELSE 0 END"
-        line = " || char(9) || ".join(_text_expr(c) for c in table.columns)
-        clean = (f"SELECT count(*), group_concat(line, char(10)) FROM "
-                 f"(SELECT {line} AS line FROM {name} WHERE {rng} AND ({is_clean}) = 1)")
-        unclean = f"SELECT {columns} FROM {name} WHERE {rng} AND ({is_clean}) = 0"
-        return cls(count, clean, unclean, every_row)
+            return cls(None, every_row, every_row)
+        checks = [c for c in (_check_expr(col) for col in table.columns) if c]
+        ok = f"(CASE WHEN {' AND '.join(checks)} THEN 1 ELSE 0 END)" if checks else "1"
+        line = " || ',' || ".join(_csv_expr(c) for c in table.columns)
+        fast = (f"SELECT count(*), sum({ok}), group_concat(CASE WHEN {ok} = 1 THEN {line} END, "
+                f"char(10)) FROM {name} WHERE {rng}")
+        return cls(fast, f"{every_row} AND {ok} = 0", every_row)
 
 
 @dataclass
 class ChunkRead:
     total: int
     clean_rows: int
-    clean_payload: bytes
+    csv_payload: bytes
     other_rows: list[tuple[Any, ...]]
 
 
 def read_chunk(conn: sqlite3.Connection, queries: ChunkQueries, low: int, high: int,
                *, everything_in_python: bool = False) -> ChunkRead:
-    """Read rowids ``low..high`` in one read transaction so the three queries agree."""
+    """Read rowids ``low..high`` inside one read transaction, so both queries see one state."""
     conn.execute("BEGIN")
     try:
-        total = conn.execute(queries.count, (low, high)).fetchone()[0]
-        clean_rows, payload = 0, b""
-        if queries.clean is not None and not everything_in_python:
-            conn.text_factory = bytes
-            clean_rows, payload = conn.execute(queries.clean, (low, high)).fetchone()
-            payload = (payload + b"\n") if payload else b""
-            unclean_sql = queries.unclean
-        else:
-            unclean_sql = queries.every_row
-        conn.text_factory = decode_text
-        others = conn.execute(unclean_sql, (low, high)).fetchall()
+        if queries.fast is None or everything_in_python:
+            conn.text_factory = decode_text
+            rows = conn.execute(queries.every_row, (low, high)).fetchall()
+            return ChunkRead(len(rows), 0, b"", rows)
+        conn.text_factory = bytes
+        total, clean, payload = conn.execute(queries.fast, (low, high)).fetchone()
+        clean = int(clean or 0)
+        others: list[tuple[Any, ...]] = []
+        if clean < total:
+            conn.text_factory = decode_text
+            others = conn.execute(queries.unclean, (low, high)).fetchall()
+        return ChunkRead(int(total), clean, (payload + b"\n") if payload else b"", others)
     finally:
         conn.execute("COMMIT")
-    return ChunkRead(total, clean_rows, payload, others)
 
 
 def table_bounds(conn: sqlite3.Connection, table: TableMap) -> tuple[int, int, int]:

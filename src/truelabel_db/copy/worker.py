@@ -1,6 +1,6 @@
 """Copying one chunk, with fallbacks that narrow a failure down to the rows that cause it.
 
-1. ``fast``: SQLite formats the clean rows, Python repairs the rest, one COPY.
+1. ``fast``: SQLite formats the rows that pass its checks (CSV), Python repairs the rest.
 2. ``python``: if PostgreSQL refuses that COPY (a value SQLite's shape checks let through),
    every row of the chunk goes through Python's exact checks, one COPY.
 3. ``row``: if PostgreSQL still refuses, each row is loaded on its own under a savepoint and
@@ -74,7 +74,8 @@ class ChunkCopier:
                            quarantined=len(quarantined), repaired=converted.repaired_rows,
                            path="python" if in_python else "fast")
         with self.pg.transaction(), self.pg.cursor() as cur:
-            copy_payload(cur, table, read.clean_payload, converted.payload)
+            copy_payload(cur, table, read.csv_payload, csv=True)
+            copy_payload(cur, table, converted.payload)
             insert_records(cur, quarantined, self.run_id)
             mark_chunk_done(cur, self.run_id, chunk, stats)
         return ChunkOutcome(stats, converted.repairs)

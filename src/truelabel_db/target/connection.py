@@ -8,6 +8,7 @@ so that no secret has to appear on a command line.
 from __future__ import annotations
 
 import os
+import re
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -43,16 +44,26 @@ def connect(url: str, *, autocommit: bool = False, application_name: str = "true
     try:
         conninfo = make_conninfo(url, application_name=application_name, connect_timeout="10")
     except psycopg.ProgrammingError as exc:
-        raise TargetError(f"invalid target URL: {_first_line(exc)}") from exc
+        raise TargetError(f"invalid target URL: {redact(_first_line(exc))}") from exc
     try:
         conn = psycopg.connect(conninfo, autocommit=autocommit)
     except psycopg.Error as exc:
-        raise TargetError(f"cannot connect to PostgreSQL {describe(url)}: {_first_line(exc)}") from exc
+        raise TargetError(
+            f"cannot connect to PostgreSQL {describe(url)}: {redact(_first_line(exc))}") from exc
     if check_version and conn.info.server_version < MIN_SERVER_VERSION:
         version = conn.info.parameter_status("server_version")
         conn.close()
         raise TargetError(f"PostgreSQL {describe(url)} is version {version}; truelabel-db needs 13 or newer")
     return conn
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask anything that looks like a password in a URL or a key=value connection string."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
-"""PostgreSQL COPY text format, produced by Python or by SQLite itself.
+"""PostgreSQL COPY text format, as the slow path writes it.
 
-Both paths of the copy (rows formatted inside SQLite, rows repaired in Python) must produce the
-same bytes for the same value; the two escaping functions here are that single definition.
+(The fast path has SQLite write CSV instead, where one replace() escapes a field; see
+:mod:`truelabel_db.target.transforms`.)
 """
 
 from __future__ import annotations
@@ -14,14 +14,6 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def copy_escape(text: str) -> str:
     """Escape one field for COPY ... (FORMAT text)."""
     return text.translate(_COPY_ESCAPES)
-
-
-def sqlite_copy_escape(expr: str) -> str:
-    """The SQLite expression that escapes ``expr`` exactly like :func:`copy_escape`."""
-    out = f"replace({expr}, '\\', '\\\\')"
-    for char, escaped in ((9, "\\t"), (10, "\\n"), (13, "\\r")):
-        out = f"replace({out}, char({char}), '{escaped}')"
-    return out
 
 
 def array_literal(items: list[str]) -> str:

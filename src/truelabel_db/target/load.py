@@ -10,17 +10,17 @@ from psycopg import sql
 from truelabel_db.target.mapping import TableMap
 
 
-def copy_statement(table: TableMap) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+def copy_statement(table: TableMap, *, csv: bool = False) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN {}").format(
         sql.Identifier(table.target),
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns))
+        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns),
+        sql.SQL("(FORMAT csv)" if csv else "(FORMAT text)"))
 
 
-def copy_payload(cur: psycopg.Cursor[Any], table: TableMap, *payloads: bytes) -> None:
-    """Stream COPY text lines (each ending in a newline) into ``table``, in one COPY."""
-    if not any(payloads):
+def copy_payload(cur: psycopg.Cursor[Any], table: TableMap, payload: bytes, *,
+                 csv: bool = False) -> None:
+    """Stream COPY lines (text format by default, each ending in a newline) into ``table``."""
+    if not payload:
         return
-    with cur.copy(copy_statement(table)) as copy:
-        for payload in payloads:
-            if payload:
-                copy.write(payload)
+    with cur.copy(copy_statement(table, csv=csv)) as copy:
+        copy.write(payload)

@@ -80,7 +80,7 @@ class TableMap:
     @property
     def fast_path(self) -> bool:
         """True when SQLite itself can check and format every column of this table."""
-        return all(c.transform.sqlite_text("x") is not None for c in self.columns)
+        return all(c.transform.sqlite_csv("x") is not None for c in self.columns)
 
 
 def _c(legacy: str, target: str, transform: Transform, not_null: bool = True) -> ColumnMap:

@@ -1,9 +1,14 @@
 """Value transforms between a legacy SQLite value and its PostgreSQL type.
 
-Each transform is written once and serves every step: the copy's fast path (a SQLite
-expression that both checks and formats a value, so the common case never touches Python),
-its slow path (Python that repairs what can be repaired with certainty and refuses the rest
-with a reason), and the reverse direction used when replaying PostgreSQL writes into SQLite.
+Each transform is written once and serves every step: the copy's fast path (SQLite formats
+the value as a CSV field, so the common case never touches Python), its slow path (Python
+that repairs what can be repaired with certainty and refuses the rest with a reason), and the
+reverse direction used when replaying PostgreSQL writes into SQLite.
+
+The fast path checks in SQLite only what PostgreSQL could not notice itself: an integer
+where a timestamp is formatted, say. Everything PostgreSQL validates anyway (a UUID, an
+address, an enum label, a NUL byte) is left to it: a refused COPY sends the chunk to the slow
+path, which finds the exact rows. Cheap checks for common dirt (JSON) save that round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from truelabel_db.legacy.encodings import (
     to_epoch_ms,
 )
 from truelabel_db.sqlite_sql import quote_literal
-from truelabel_db.target.copytext import array_literal, copy_escape, sqlite_copy_escape
+from truelabel_db.target.copytext import array_literal, copy_escape
 
 
 class Unconvertible(ValueError):
@@ -61,9 +66,13 @@ class Transform(Protocol):
 
     def copy_text(self, value: Any) -> str: ...
 
-    def sqlite_clean(self, col: str) -> str | None: ...
+    def sqlite_check(self, col: str) -> str | None:
+        """A SQLite predicate the fast path needs before formatting (None: nothing to check)."""
+        ...
 
-    def sqlite_text(self, col: str) -> str | None: ...
+    def sqlite_csv(self, col: str) -> str | None:
+        """A SQLite expression giving the non-NULL value as a CSV field (None: no fast path)."""
+        ...
 
     def to_legacy(self, value: Any) -> Any: ...
 
@@ -88,7 +97,14 @@ def _no_nul(text: str) -> str:
     return text
 
 
-_SQLITE_NO_NUL = "instr(CAST({c} AS BLOB), x'00') = 0"
+def csv_quoted(expr: str) -> str:
+    """A CSV field in double quotes, inner quotes doubled: safe for any text."""
+    return f"'\"' || replace({expr}, '\"', '\"\"') || '\"'"
+
+
+def csv_wrapped(expr: str) -> str:
+    """Quotes without escaping, for values PostgreSQL parses strictly (a stray quote fails)."""
+    return f"'\"' || {expr} || '\"'"
 
 
 class Text:
@@ -101,18 +117,14 @@ class Text:
     def copy_text(self, value: str) -> str:
         return copy_escape(value)
 
-    def sqlite_clean(self, col: str) -> str:
-        return f"typeof({col}) = 'text' AND " + _SQLITE_NO_NUL.format(c=col)
+    def sqlite_check(self, col: str) -> None:
+        return None
 
-    def sqlite_text(self, col: str) -> str:
-        return sqlite_copy_escape(col)
+    def sqlite_csv(self, col: str) -> str:
+        return csv_quoted(col)
 
     def to_legacy(self, value: str) -> str:
         return value
-
-
-_HEX = "[0-9a-fA-F]"
-_UUID_GLOB = "-".join(_HEX * n for n in (8, 4, 4, 4, 12))
 
 
 class Uuid:
@@ -130,11 +142,11 @@ class Uuid:
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_clean(self, col: str) -> str:
-        return f"typeof({col}) = 'text' AND {col} GLOB '{_UUID_GLOB}'"
+    def sqlite_check(self, col: str) -> None:
+        return None
 
-    def sqlite_text(self, col: str) -> str:
-        return f"lower({col})"
+    def sqlite_csv(self, col: str) -> str:
+        return csv_wrapped(col)
 
     def to_legacy(self, value: Any) -> str:
         return str(value)
@@ -159,14 +171,12 @@ class Timestamp:
         fraction = f"{micros // 1000:03d}" if micros % 1000 == 0 else f"{micros:06d}"
         return value.strftime("%Y-%m-%d %H:%M:%S.") + fraction + "+00"
 
-    def sqlite_clean(self, col: str) -> str:
+    def sqlite_check(self, col: str) -> str:
         return f"typeof({col}) = 'integer' AND {col} BETWEEN {MS_MIN} AND {MS_MAX}"
 
-    def sqlite_text(self, col: str) -> str:
-        return (
-            f"strftime('%Y-%m-%d %H:%M:%S', {col} / 1000, 'unixepoch') || '.' "
-            f"|| substr('00' || ({col} % 1000), -3) || '+00'"
-        )
+    def sqlite_csv(self, col: str) -> str:
+        return (f"datetime({col} / 1000, 'unixepoch') || '.' "
+                f"|| substr('00' || ({col} % 1000), -3) || '+00'")
 
     def to_legacy(self, value: datetime) -> int:
         return to_epoch_ms(value)
@@ -192,10 +202,10 @@ class Boolean:
     def copy_text(self, value: bool) -> str:
         return "t" if value else "f"
 
-    def sqlite_clean(self, col: str) -> str:
+    def sqlite_check(self, col: str) -> str:
         return f"typeof({col}) = 'integer' AND {col} IN (0, 1)"
 
-    def sqlite_text(self, col: str) -> str:
+    def sqlite_csv(self, col: str) -> str:
         return f"CASE {col} WHEN 1 THEN 't' ELSE 'f' END"
 
     def to_legacy(self, value: bool) -> int:
@@ -226,11 +236,11 @@ class Integer:
     def copy_text(self, value: int) -> str:
         return str(value)
 
-    def sqlite_clean(self, col: str) -> str:
+    def sqlite_check(self, col: str) -> str:
         low, high = self.bounds
         return f"typeof({col}) = 'integer' AND {col} BETWEEN {low} AND {high}"
 
-    def sqlite_text(self, col: str) -> str:
+    def sqlite_csv(self, col: str) -> str:
         return f"CAST({col} AS TEXT)"
 
     def to_legacy(self, value: int) -> int:
@@ -270,14 +280,12 @@ class Json:
     def copy_text(self, value: str) -> str:
         return copy_escape(value)
 
-    def sqlite_clean(self, col: str) -> str:
-        return (
-            f"typeof({col}) = 'text' AND json_valid({col}) AND instr({col}, '\\u0000') = 0 "
-            "AND " + _SQLITE_NO_NUL.format(c=col)
-        )
+    def sqlite_check(self, col: str) -> str:
+        # Malformed JSON is the commonest dirt: catching it here spares the chunk a retry.
+        return f"typeof({col}) = 'text' AND json_valid({col})"
 
-    def sqlite_text(self, col: str) -> str:
-        return sqlite_copy_escape(col)
+    def sqlite_csv(self, col: str) -> str:
+        return csv_quoted(col)
 
     def to_legacy(self, value: Any) -> str:
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -303,10 +311,10 @@ class CommaList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_clean(self, col: str) -> None:
+    def sqlite_check(self, col: str) -> None:
         return None
 
-    def sqlite_text(self, col: str) -> None:
+    def sqlite_csv(self, col: str) -> None:
         return None
 
     def to_legacy(self, value: list[str]) -> str:
@@ -325,10 +333,10 @@ class SingletonList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_clean(self, col: str) -> None:
+    def sqlite_check(self, col: str) -> None:
         return None
 
-    def sqlite_text(self, col: str) -> None:
+    def sqlite_csv(self, col: str) -> None:
         return None
 
     def to_legacy(self, value: list[str]) -> str | None:
@@ -347,8 +355,11 @@ class Enum:
         text = _as_text(raw).value
         if text in self.values:
             return Converted(text)
+        declared = dict(self.aliases)
+        if text in declared:  # the mapping itself, not a repair
+            return Converted(declared[text])
         word = text.strip().upper()
-        alias = dict(self.aliases).get(word, word)
+        alias = declared.get(word, word)
         if alias in self.values:
             return Converted(alias, f"enum {text!r} read as {alias!r}")
         raise Unconvertible(f"{text[:40]!r} is not a {self.pg_type}")
@@ -356,18 +367,17 @@ class Enum:
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_clean(self, col: str) -> str:
-        listed = ", ".join(quote_literal(v) for v in self.values)
-        return f"typeof({col}) = 'text' AND {col} IN ({listed})"
+    def sqlite_check(self, col: str) -> None:
+        return None
 
-    def sqlite_text(self, col: str) -> str:
-        return col
+    def sqlite_csv(self, col: str) -> str:
+        if not self.aliases:
+            return csv_wrapped(col)
+        cases = " ".join(f"WHEN {quote_literal(a)} THEN {quote_literal(b)}" for a, b in self.aliases)
+        return csv_wrapped(f"CASE {col} {cases} ELSE {col} END")
 
     def to_legacy(self, value: str) -> str:
         return {target: legacy for legacy, target in self.aliases}.get(value, value)
-
-
-_IPV4_GLOB = "[0-9]*.[0-9]*.[0-9]*.[0-9]*"
 
 
 class Inet:
@@ -383,15 +393,11 @@ class Inet:
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_clean(self, col: str) -> str:
-        # A shape check: what slips through (an octet of 300) fails the COPY and the chunk
-        # is redone on the slow path, which checks addresses exactly.
-        v4 = f"({col} GLOB '{_IPV4_GLOB}' AND {col} NOT GLOB '*[^0-9.]*' AND length({col}) <= 15)"
-        v6 = f"({col} GLOB '*:*' AND {col} NOT GLOB '*[^0-9a-fA-F:.]*' AND length({col}) <= 45)"
-        return f"typeof({col}) = 'text' AND ({v4} OR {v6})"
+    def sqlite_check(self, col: str) -> None:
+        return None
 
-    def sqlite_text(self, col: str) -> str:
-        return col
+    def sqlite_csv(self, col: str) -> str:
+        return csv_wrapped(col)
 
     def to_legacy(self, value: Any) -> str:
         return str(value)

@@ -1,0 +1,115 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, nothing half-done."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.fix_cli import CliResult, run_cli
+from truelabel_db.errors import TargetError
+from truelabel_db.target import connection
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    assert result.code != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_a_missing_source_file(tmp_path: Path, pg_url: str) -> None:
+    result = run_cli("copy", "--source", str(tmp_path / "nope.db"), "--target", pg_url)
+    assert_one_line_error(result, "not found", "nope.db")
+
+
+def test_a_file_that_is_not_sqlite(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are not the tables you are looking for")
+    assert_one_line_error(run_cli("copy", "--source", str(path), "--target", pg_url), "not a SQLite database")
+    assert_one_line_error(run_cli("analyze", str(path)), "not a SQLite database")
+
+
+def test_a_corrupt_database(real_legacy: Path, tmp_path: Path, pg_url: str) -> None:
+    data = bytearray(real_legacy.read_bytes())
+    data[4096:4096 * 3] = b"\xde\xad\xbe\xef" * 2048
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(bytes(data))
+    result = run_cli("copy", "--source", str(broken), "--target", pg_url, "--work-dir", str(tmp_path / "w"))
+    assert_one_line_error(result, "corrupt")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM truelabel_meta.copy_runs").fetchone()[0] == 0
+
+
+def test_a_sqlite_file_that_is_not_true_labels(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    assert_one_line_error(run_cli("copy", "--source", str(path), "--target", pg_url),
+                          "not a True Label database", "users")
+
+
+def test_a_database_locked_by_another_process(real_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    holder = sqlite3.connect(real_legacy, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli("copy", "--source", str(real_legacy), "--target", pg_url,
+                         "--work-dir", str(tmp_path / "w"), env={"TRUELABEL_BUSY_TIMEOUT_MS": "300"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_one_line_error(result, "locked")
+    assert result.code == 3
+    rerun = run_cli("copy", "--source", str(real_legacy), "--target", pg_url, "--work-dir", str(tmp_path / "w"))
+    assert rerun.code == 0, rerun.stderr
+
+
+def test_an_unreachable_target(real_legacy: Path) -> None:
+    result = run_cli("copy", "--source", str(real_legacy), "--target", "postgresql://postgres@127.0.0.1:1/x")
+    assert_one_line_error(result, "cannot connect to PostgreSQL", "127.0.0.1:1")
+
+
+def test_a_malformed_target_url_never_echoes_a_password(real_legacy: Path) -> None:
+    result = run_cli("copy", "--source", str(real_legacy), "--target", "postgresql://u:s3cret@[nonsense")
+    assert result.code != 0 and "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_a_wrong_password_is_not_echoed(real_legacy: Path) -> None:
+    result = run_cli("copy", "--source", str(real_legacy),
+                     "--target", "postgresql://nobody_here:s3cret@127.0.0.1:5432/postgres")
+    assert_one_line_error(result, "cannot connect")
+    assert "s3cret" not in result.stderr
+
+
+def test_no_target_at_all(real_legacy: Path) -> None:
+    assert_one_line_error(run_cli("copy", "--source", str(real_legacy)), "TRUELABEL_TARGET_URL")
+
+
+def test_a_server_older_than_supported_is_refused(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection, "MIN_SERVER_VERSION", 990000)
+    with pytest.raises(TargetError, match="needs 13 or newer"):
+        connection.connect(pg_url)
+
+
+def test_the_target_url_may_come_from_the_environment(real_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    result = run_cli("copy", "--source", str(real_legacy), "--work-dir", str(tmp_path / "w"), "--json",
+                     env={"TRUELABEL_TARGET_URL": pg_url})
+    assert result.code == 0, result.stderr
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["totals"]["read"] == doc["totals"]["written"] == 8
+    assert set(doc["tables"]["users"]) >= {"read", "written", "quarantined"}
+
+
+def test_schema_apply_twice_is_harmless(pg_url: str) -> None:
+    first = run_cli("schema", "apply", "--target", pg_url, "--json")
+    second = run_cli("schema", "apply", "--target", pg_url, "--json")
+    assert first.code == second.code == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout
