@@ -17,9 +17,9 @@ from truelabel_db.target.mapping import ColumnMap, TableMap
 from truelabel_db.target.transforms import decode_text
 
 
-def _check_expr(col: ColumnMap) -> str | None:
+def _check_expr(col: ColumnMap, strict: bool) -> str | None:
     q = quote_ident(col.legacy)
-    check = col.transform.sqlite_check(q)
+    check = col.transform.sqlite_check(q, strict)
     if col.not_null:
         return f"{q} IS NOT NULL" + (f" AND {check}" if check else "")
     return f"({q} IS NULL OR ({check}))" if check else None
@@ -33,25 +33,32 @@ def _csv_expr(col: ColumnMap) -> str:
 
 @dataclass(frozen=True)
 class ChunkQueries:
-    """The SQLite statements for one table, built once from the mapping."""
+    """The SQLite statements for one table, built once from the mapping.
+
+    ``strict`` queries add the shape checks that catch what PostgreSQL would refuse; the
+    copy uses them for a table once PostgreSQL has refused one of its chunks.
+    """
 
     fast: str | None
     unclean: str
     every_row: str
 
     @classmethod
-    def for_table(cls, table: TableMap) -> "ChunkQueries":
+    def for_table(cls, table: TableMap, strict: bool = False) -> "ChunkQueries":
         name = quote_ident(table.legacy)
         rng = "rowid BETWEEN ? AND ?"
         columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
         every_row = f"SELECT {columns} FROM {name} WHERE {rng}"
         if not table.fast_path:
             return cls(None, every_row, every_row)
-        checks = [c for c in (_check_expr(col) for col in table.columns) if c]
+        checks = [c for c in (_check_expr(col, strict) for col in table.columns) if c]
         ok = f"(CASE WHEN {' AND '.join(checks)} THEN 1 ELSE 0 END)" if checks else "1"
         line = " || ',' || ".join(_csv_expr(c) for c in table.columns)
+        # Strict queries also list the rowids of the formatted rows, in payload order, so that
+        # a record PostgreSQL refuses can be traced back to its row.
+        rowids = f"group_concat(CASE WHEN {ok} = 1 THEN rowid END)" if strict else "NULL"
         fast = (f"SELECT count(*), sum({ok}), group_concat(CASE WHEN {ok} = 1 THEN {line} END, "
-                f"char(10)) FROM {name} WHERE {rng}")
+                f"char(10)), {rowids} FROM {name} WHERE {rng}")
         return cls(fast, f"{every_row} AND {ok} = 0", every_row)
 
 
@@ -61,6 +68,7 @@ class ChunkRead:
     clean_rows: int
     csv_payload: bytes
     other_rows: list[tuple[Any, ...]]
+    csv_rowids: list[int] | None = None
 
 
 def read_chunk(conn: sqlite3.Connection, queries: ChunkQueries, low: int, high: int,
@@ -73,13 +81,14 @@ def read_chunk(conn: sqlite3.Connection, queries: ChunkQueries, low: int, high: 
             rows = conn.execute(queries.every_row, (low, high)).fetchall()
             return ChunkRead(len(rows), 0, b"", rows)
         conn.text_factory = bytes
-        total, clean, payload = conn.execute(queries.fast, (low, high)).fetchone()
+        total, clean, payload, rowids = conn.execute(queries.fast, (low, high)).fetchone()
         clean = int(clean or 0)
         others: list[tuple[Any, ...]] = []
         if clean < total:
             conn.text_factory = decode_text
             others = conn.execute(queries.unclean, (low, high)).fetchall()
-        return ChunkRead(int(total), clean, (payload + b"\n") if payload else b"", others)
+        ids = [int(r) for r in rowids.split(b",")] if rowids else ([] if rowids is not None else None)
+        return ChunkRead(int(total), clean, (payload + b"\n") if payload else b"", others, ids)
     finally:
         conn.execute("COMMIT")
 
@@ -89,6 +98,16 @@ def table_bounds(conn: sqlite3.Connection, table: TableMap) -> tuple[int, int, i
     row = conn.execute(f"SELECT count(*), coalesce(min(rowid), 0), coalesce(max(rowid), -1) "
                        f"FROM {quote_ident(table.legacy)}").fetchone()
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def fetch_by_rowids(conn: sqlite3.Connection, table: TableMap,
+                    rowids: list[int]) -> list[tuple[Any, ...]]:
+    """Rows by rowid, decoded for the slow path."""
+    conn.text_factory = decode_text
+    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+    marks = ", ".join("?" * len(rowids))
+    return conn.execute(f"SELECT {columns} FROM {quote_ident(table.legacy)} WHERE rowid IN ({marks})",
+                        rowids).fetchall()
 
 
 def fetch_by_keys(conn: sqlite3.Connection, table: TableMap,

@@ -19,8 +19,8 @@ from psycopg import sql
 
 from truelabel_db.copy import catalog, finalize
 from truelabel_db.copy.catalog import Chunk, CopyRun
-from truelabel_db.copy.reader import ChunkQueries, table_bounds
-from truelabel_db.copy.worker import ChunkCopier, worker_connections
+from truelabel_db.copy.reader import table_bounds
+from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
 from truelabel_db.errors import ConfigError, ReconciliationError, TargetNotEmptyError
 from truelabel_db.legacy import source as legacy_source
 from truelabel_db.progress import ProgressSink, SilentProgress
@@ -219,7 +219,7 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
     repairs: dict[str, int] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
-    queries = {t.legacy: ChunkQueries.for_table(t) for t in TABLES}
+    queries = QueryBook.for_tables(list(TABLES))
 
     def worker() -> None:
         sqlite_conn, pg_conn = worker_connections(Path(run.snapshot_path), url)

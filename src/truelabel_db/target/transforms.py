@@ -66,8 +66,12 @@ class Transform(Protocol):
 
     def copy_text(self, value: Any) -> str: ...
 
-    def sqlite_check(self, col: str) -> str | None:
-        """A SQLite predicate the fast path needs before formatting (None: nothing to check)."""
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        """A SQLite predicate the fast path needs before formatting (None: nothing to check).
+
+        ``strict`` adds cheap shape checks for what PostgreSQL would refuse; the copy switches
+        to them for a table once PostgreSQL has refused one of its chunks.
+        """
         ...
 
     def sqlite_csv(self, col: str) -> str | None:
@@ -97,6 +101,9 @@ def _no_nul(text: str) -> str:
     return text
 
 
+_NUL = "instr(CAST({c} AS BLOB), x'00') = 0"
+
+
 def csv_quoted(expr: str) -> str:
     """A CSV field in double quotes, inner quotes doubled: safe for any text."""
     return f"'\"' || replace({expr}, '\"', '\"\"') || '\"'"
@@ -117,8 +124,8 @@ class Text:
     def copy_text(self, value: str) -> str:
         return copy_escape(value)
 
-    def sqlite_check(self, col: str) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        return _NUL.format(c=col) if strict else None
 
     def sqlite_csv(self, col: str) -> str:
         return csv_quoted(col)
@@ -142,8 +149,10 @@ class Uuid:
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_check(self, col: str) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        if not strict:
+            return None
+        return f"length({col}) = 36 AND {col} NOT GLOB '*[^0-9a-fA-F-]*'"
 
     def sqlite_csv(self, col: str) -> str:
         return csv_wrapped(col)
@@ -171,7 +180,7 @@ class Timestamp:
         fraction = f"{micros // 1000:03d}" if micros % 1000 == 0 else f"{micros:06d}"
         return value.strftime("%Y-%m-%d %H:%M:%S.") + fraction + "+00"
 
-    def sqlite_check(self, col: str) -> str:
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
         return f"typeof({col}) = 'integer' AND {col} BETWEEN {MS_MIN} AND {MS_MAX}"
 
     def sqlite_csv(self, col: str) -> str:
@@ -202,7 +211,7 @@ class Boolean:
     def copy_text(self, value: bool) -> str:
         return "t" if value else "f"
 
-    def sqlite_check(self, col: str) -> str:
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
         return f"typeof({col}) = 'integer' AND {col} IN (0, 1)"
 
     def sqlite_csv(self, col: str) -> str:
@@ -236,7 +245,7 @@ class Integer:
     def copy_text(self, value: int) -> str:
         return str(value)
 
-    def sqlite_check(self, col: str) -> str:
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
         low, high = self.bounds
         return f"typeof({col}) = 'integer' AND {col} BETWEEN {low} AND {high}"
 
@@ -280,9 +289,10 @@ class Json:
     def copy_text(self, value: str) -> str:
         return copy_escape(value)
 
-    def sqlite_check(self, col: str) -> str:
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
         # Malformed JSON is the commonest dirt: catching it here spares the chunk a retry.
-        return f"typeof({col}) = 'text' AND json_valid({col})"
+        check = f"typeof({col}) = 'text' AND json_valid({col})"
+        return check + (f" AND instr({col}, '\\u0000') = 0" if strict else "")
 
     def sqlite_csv(self, col: str) -> str:
         return csv_quoted(col)
@@ -311,7 +321,7 @@ class CommaList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_check(self, col: str) -> None:
+    def sqlite_check(self, col: str, strict: bool = False) -> None:
         return None
 
     def sqlite_csv(self, col: str) -> None:
@@ -333,7 +343,7 @@ class SingletonList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_check(self, col: str) -> None:
+    def sqlite_check(self, col: str, strict: bool = False) -> None:
         return None
 
     def sqlite_csv(self, col: str) -> None:
@@ -367,8 +377,11 @@ class Enum:
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_check(self, col: str) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        if not strict:
+            return None
+        listed = ", ".join(quote_literal(v) for v in (*self.values, *dict(self.aliases)))
+        return f"{col} IN ({listed})"
 
     def sqlite_csv(self, col: str) -> str:
         if not self.aliases:
@@ -384,17 +397,23 @@ class Inet:
     pg_type = "inet"
 
     def convert(self, raw: Any) -> Converted:
+        """An address, or an address with a netmask (PostgreSQL's inet holds both)."""
         text = _as_text(raw).value.strip()
         try:
-            return Converted(str(ipaddress.ip_address(text)), None if text == raw else "address trimmed")
+            parsed = ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text)
         except ValueError as exc:
             raise Unconvertible(f"not an IP address: {text[:40]!r}") from exc
+        return Converted(str(parsed), None if text == raw else "address trimmed")
 
     def copy_text(self, value: str) -> str:
         return value
 
-    def sqlite_check(self, col: str) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        if not strict:
+            return None
+        dots = f"length({col}) - length(replace({col}, '.', ''))"
+        return (f"{col} NOT GLOB '*[^0-9a-fA-F:./]*' AND "
+                f"(instr({col}, ':') > 0 OR ({dots} = 3 AND {col} NOT GLOB '*[a-fA-F]*'))")
 
     def sqlite_csv(self, col: str) -> str:
         return csv_wrapped(col)
