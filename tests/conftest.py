@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fix_db", "tests.fix_legacy"]
+pytest_plugins = ["tests.fix_db", "tests.fix_legacy", "tests.fix_cluster"]

@@ -121,3 +121,23 @@ def test_duplicate_keys_after_normalisation_are_quarantined(empty_legacy: Callab
     assert (result.tables["users"].written, result.tables["users"].quarantined) == (1, 1)
     [record] = list_records(pg)
     assert record.stage == "duplicate"
+
+
+def test_a_dirty_generated_database_reconciles_exactly(tmp_path: Path, pg_url: str,
+                                                       pg: psycopg.Connection) -> None:
+    from truelabel_db.legacy.generator import generate
+
+    legacy = tmp_path / "dirty.db"
+    report = generate(legacy, 0.05, dirty=True, seed=11)
+    result = copy(legacy, pg_url, tmp_path, workers=3, batch_size=700)
+
+    assert result.reconciled
+    expected = report.expected_quarantined()
+    for table, summary in result.tables.items():
+        assert summary.read == report.rows.get(table, 1)
+        assert summary.quarantined == len(expected.get(table, ())), table
+        assert summary.repaired == report.expected_repaired().get(table, 0), table
+    found: dict[str, set[str]] = {}
+    for record in list_records(pg, limit=100_000):
+        found.setdefault(record.legacy_table, set()).add(str(record.legacy_key))
+    assert found == expected

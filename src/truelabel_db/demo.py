@@ -16,6 +16,7 @@ from rich.console import Console
 from truelabel_db.copy import CopyOptions, CopyResult, run_copy
 from truelabel_db.copy.summary import render as render_copy
 from truelabel_db.progress import RichProgress
+from truelabel_db.quarantine import list_records
 from truelabel_db.target.connection import connect
 
 DEMO_DATABASE = "truelabel_demo"
@@ -72,4 +73,10 @@ def _migrate(legacy: Path, url: str, options: CopyOptions, console: Console) -> 
             "SELECT count(*) FROM products WHERE search_vector @@ plainto_tsquery('portuguese', %s)",
             ("proteína",)).fetchone()[0]
         console.print(f"  full-text search 'proteína': {hits:,} products")
+        records = list_records(conn, limit=5)
+    if records:
+        console.rule("5. a few quarantined rows (truelabel-db quarantine list shows them all)")
+        for record in records:
+            reasons = "; ".join(f"{r['column']}: {r['reason']}" for r in record.reasons)
+            console.print(f"  {record.legacy_table} {record.legacy_key}: {reasons}")
     return result
