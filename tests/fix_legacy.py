@@ -11,7 +11,9 @@ import pytest
 
 from truelabel_db.legacy.schema import create_legacy_schema
 
-REAL_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "truelabel-dev.db"
+# The real app's development database, kept beside the tests (a verbatim copy of the shared
+# fixture) so that every legacy-side test starts from the exact Prisma schema and encodings.
+REAL_FIXTURE = Path(__file__).resolve().parent / "data" / "truelabel-dev.db"
 
 
 @pytest.fixture
