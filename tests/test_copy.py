@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from truelabel_db.copy import CopyOptions, run_copy
-from truelabel_db.errors import TargetNotEmptyError
+from truelabel_db.errors import SourceError, TargetNotEmptyError
+from truelabel_db.legacy.source import frozen
 from truelabel_db.quarantine import list_records, redrive, fix_value
 from tests.fix_legacy import insert
 
@@ -141,3 +142,27 @@ def test_a_dirty_generated_database_reconciles_exactly(tmp_path: Path, pg_url: s
     for record in list_records(pg, limit=100_000):
         found.setdefault(record.legacy_table, set()).add(str(record.legacy_key))
     assert found == expected
+
+
+def test_in_place_copy_reads_the_file_itself_and_leaves_it(real_legacy: Path, pg_url: str,
+                                                           tmp_path: Path) -> None:
+    result = copy(real_legacy, pg_url, tmp_path, in_place=True)
+    assert result.reconciled and result.totals.written == 8
+    assert real_legacy.exists() and not (tmp_path / "work").exists()
+
+
+def test_in_place_is_refused_for_a_wal_file(real_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    sqlite3.connect(real_legacy).execute("PRAGMA journal_mode = WAL").fetchone()
+    with pytest.raises(SourceError, match="WAL mode"):
+        copy(real_legacy, pg_url, tmp_path, in_place=True)
+
+
+def test_an_in_place_copy_holds_writers_off_so_its_snapshot_is_consistent(real_legacy: Path) -> None:
+    writer = sqlite3.connect(real_legacy, timeout=0.1)
+    with frozen(real_legacy):
+        writer.execute("UPDATE users SET name = 'x'")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.commit()
+    writer.rollback()
+    writer.execute("UPDATE users SET name = 'x'")
+    writer.commit()

@@ -15,6 +15,7 @@ from truelabel_db.target.transforms import (
     BadUtf8,
     Boolean,
     CommaList,
+    SingletonList,
     Inet,
     Integer,
     Json,
@@ -97,6 +98,9 @@ CLEAN_SAMPLES: list[tuple[Transform, Any]] = [
     (USER_ROLE, "LAB"),
     (Inet(), "200.147.3.1"),
     (Inet(), "2001:db8::1"),
+    (CommaList(), 'Sem Glúten, Vegano, Fonte de "Proteína", back\\slash'),
+    (CommaList(), "um só"),
+    (SingletonList(), 'https://cdn.example/a "b".jpg'),
 ]
 
 
@@ -134,6 +138,8 @@ def test_sqlite_fast_path_formats_the_same_value_as_python(transform: Transform,
 @pytest.mark.parametrize("transform, raw", [
     (Timestamp(), "2025-06-20 10:27:06"), (Timestamp(), 1750415226), (Boolean(), "true"),
     (Json(), "{broken"), (Integer(), "12"), (Integer(), 2**40),
+    (CommaList(), '["a", "b"]'), (CommaList(), "a ,b"), (CommaList(), "a,,b"), (CommaList(), ""),
+    (CommaList(), " a, b"), (SingletonList(), "   "), (SingletonList(), "\t"),
 ])
 def test_sqlite_checks_send_what_it_would_misformat_to_python(transform: Transform, raw: Any) -> None:
     check = transform.sqlite_check("v")

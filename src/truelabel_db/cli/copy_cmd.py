@@ -28,6 +28,7 @@ def copy(
     orphans: Annotated[str, typer.Option(help="Rows whose foreign key points nowhere: quarantine | keep.")] = "quarantine",
     work_dir: Annotated[Path, typer.Option(help="Where the snapshot is kept while the copy runs.")] = Path(".truelabel"),
     keep_snapshot: Annotated[bool, typer.Option("--keep-snapshot", help="Keep the snapshot file afterwards.")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Read the file itself under a shared lock instead of a snapshot: no copy of the file, but the app's writes wait until the copy ends (offline migrations).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Copy every legacy row into the optimized schema; quarantine what cannot be converted."""
@@ -38,7 +39,7 @@ def copy(
 
     options = CopyOptions(workers=workers, batch_size=batch_size, work_dir=work_dir,
                           truncate=truncate, resume=resume, orphan_policy=orphans,
-                          keep_snapshot=keep_snapshot)
+                          keep_snapshot=keep_snapshot, in_place=in_place)
     result = run_copy(source, resolve_target(target), options, RichProgress(err))
     render(result, err)
     if json_out:

@@ -3,13 +3,15 @@
 Keys and foreign keys are added directly; only when PostgreSQL refuses one (a duplicate key,
 an orphan reference) are the offending rows found with a set-based query, moved to the
 quarantine with their original legacy values, and the constraint added again. A clean copy
-pays nothing for the checks. Indexes are built in parallel, one connection per worker.
+pays nothing for the checks. A table's keys and indexes are built as soon as its last chunk
+is loaded, by whichever worker is free; foreign keys and the view come when all are in.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -18,7 +20,6 @@ from psycopg import sql
 from truelabel_db.copy.convert import quarantine_record
 from truelabel_db.copy.reader import fetch_by_keys
 from truelabel_db.quarantine import insert_records
-from truelabel_db.target.connection import connect
 from truelabel_db.legacy.source import reading
 from truelabel_db.target.mapping import TABLES, ForeignKeyMap, TableMap
 from truelabel_db.target.schema import (
@@ -53,19 +54,43 @@ def drop_post_data(conn: psycopg.Connection) -> None:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
 
 
-def add_keys(url: str, workers: int, snapshot: Path, run_id: int,
-             report: Reporter) -> dict[str, int]:
-    """Primary and unique keys of every table, in parallel; duplicates quarantined first."""
-    def one(table: TableMap) -> int:
-        with connect(url, autocommit=True) as conn:
-            moved = 0
-            for columns in (table.primary_key, *table.unique):
-                moved += _add_key(conn, snapshot, run_id, table, columns)
-            return moved
+@dataclass(frozen=True)
+class IndexPlan:
+    """The post-data index statements, grouped by the table they are on."""
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        moved = dict(zip((t.legacy for t in TABLES), pool.map(one, TABLES)))
-    report(f"keys added ({sum(moved.values())} duplicate rows quarantined)")
+    by_table: dict[str, list[str]]
+    files: list[SchemaFile]
+    skipped: list[str]
+
+    @classmethod
+    def for_server(cls, extensions: set[str]) -> "IndexPlan":
+        files = [f for f in schema_files("post") if "MATERIALIZED VIEW" not in f.text]
+        runnable = [f for f in files if all(e in extensions for e in f.requires)]
+        by_table: dict[str, list[str]] = {}
+        for statement in (s for f in runnable for s in f.statements()):
+            match = _INDEX_TABLE.search(statement)
+            if match is None:
+                raise ValueError(f"post-data statement names no table: {statement[:60]}")
+            by_table.setdefault(match.group(1), []).append(statement)
+        return cls(by_table, runnable, [f.version for f in files if f not in runnable])
+
+
+_INDEX_TABLE = re.compile(r"\bON\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
+
+
+def finish_table(conn: psycopg.Connection, snapshot: Path, run_id: int, table: TableMap,
+                 indexes: IndexPlan) -> int:
+    """A loaded table's keys (duplicates quarantined first), its indexes, its statistics.
+
+    Run as soon as the table's last chunk is in, while larger tables may still be loading.
+    Returns how many duplicate rows were quarantined.
+    """
+    conn.execute("SET maintenance_work_mem = '256MB'")
+    moved = sum(_add_key(conn, snapshot, run_id, table, columns)
+                for columns in (table.primary_key, *table.unique))
+    for statement in indexes.by_table.get(table.target, []):
+        conn.execute(statement.encode())
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
     return moved
 
 
@@ -157,53 +182,16 @@ def _quarantine_deleted(conn: psycopg.Connection, snapshot: Path, run_id: int,
     return len(records)
 
 
-def build_indexes(url: str, workers: int, report: Reporter) -> list[str]:
-    """Every post-data statement the server can run, in parallel; returns what was skipped."""
-    with connect(url, autocommit=True) as conn:
-        extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
-    files = [f for f in schema_files("post") if "MATERIALIZED VIEW" not in f.text]
-    runnable = [f for f in files if all(e in extensions for e in f.requires)]
-    skipped = [f.version for f in files if f not in runnable]
-    statements = [s for f in runnable for s in f.statements()]
-
-    def run(batch: list[str]) -> None:
-        with connect(url, autocommit=True) as conn:
-            conn.execute("SET maintenance_work_mem = '256MB'")
-            for statement in batch:
-                conn.execute(statement.encode())
-
-    batches = [statements[i::max(1, workers)] for i in range(max(1, workers))]
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(run, batches))
-    _record_versions(url, runnable)
-    report(f"{len(statements)} indexes built")
-    return skipped
-
-
 def build_dashboard(conn: psycopg.Connection, report: Reporter) -> None:
     view = next(f for f in schema_files("post") if "MATERIALIZED VIEW" in f.text)
     for statement in view.statements():
         conn.execute(statement.encode())
     conn.execute("SELECT refresh_dashboard_stats()")
-    _record_versions_conn(conn, [view])
+    record_versions(conn, [view])
     report("brand_dashboard_stats built")
 
 
-def analyze_tables(url: str, workers: int) -> None:
-    def run(table: TableMap) -> None:
-        with connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(run, TABLES))
-
-
-def _record_versions(url: str, files: list[SchemaFile]) -> None:
-    with connect(url, autocommit=True) as conn:
-        _record_versions_conn(conn, files)
-
-
-def _record_versions_conn(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
+def record_versions(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
     for f in files:
         conn.execute(
             "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "

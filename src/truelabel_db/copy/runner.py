@@ -6,7 +6,7 @@ a crash resumes where the last run stopped, from the same snapshot, with nothing
 
 from __future__ import annotations
 
-import queue
+from contextlib import nullcontext
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,10 +18,11 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.copy import catalog, finalize
-from truelabel_db.copy.catalog import Chunk, CopyRun
+from truelabel_db.copy.catalog import CopyRun
 from truelabel_db.copy.reader import table_bounds
+from truelabel_db.copy.scheduler import Scheduler, Task
 from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
-from truelabel_db.errors import ConfigError, ReconciliationError, TargetNotEmptyError
+from truelabel_db.errors import ConfigError, ReconciliationError, SourceError, TargetNotEmptyError
 from truelabel_db.legacy import source as legacy_source
 from truelabel_db.progress import ProgressSink, SilentProgress
 from truelabel_db.quarantine import open_counts
@@ -42,6 +43,7 @@ class CopyOptions:
     resume: bool = True
     orphan_policy: str = "quarantine"
     keep_snapshot: bool = False
+    in_place: bool = False
 
     def check(self) -> None:
         if self.workers < 1:
@@ -118,20 +120,23 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     with connect(target_url, autocommit=True) as conn:
         apply_schema(conn, phases=("pre",))
         run, resumed = _start_or_resume(conn, source, options, progress, steps)
-        snapshot = Path(run.snapshot_path)
+    snapshot = Path(run.snapshot_path)
+    in_place = bool(run.options.get("in_place"))
+    with legacy_source.frozen(snapshot) if in_place else nullcontext():
         if not resumed:
-            finalize.drop_post_data(conn)
-            _ensure_partitions(conn, snapshot)
-            catalog.plan_chunks(conn, run.run_id, _bounds(snapshot), options.batch_size)
-    repairs = _load(run, target_url, options, progress, steps)
-    skipped = _post_data(run, target_url, options, progress, steps)
+            with connect(target_url, autocommit=True) as conn:
+                finalize.drop_post_data(conn)
+                _ensure_partitions(conn, snapshot)
+                catalog.plan_chunks(conn, run.run_id, _bounds(snapshot), options.batch_size)
+        repairs, skipped = _load(run, target_url, options, progress, steps)
+        _post_data(run, target_url, options, progress, steps)
     result = _reconcile(run, target_url, resumed, repairs, skipped, steps)
     result.seconds = time.perf_counter() - started
     if not result.reconciled:
         raise ReconciliationError(_mismatch_message(result))
     with connect(target_url, autocommit=True) as conn:
         catalog.finish_run(conn, run.run_id)
-    if not options.keep_snapshot:
+    if not options.keep_snapshot and not in_place:
         snapshot.unlink(missing_ok=True)
     return result
 
@@ -140,6 +145,9 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
                      progress: ProgressSink, steps: dict[str, float]) -> tuple[CopyRun, bool]:
     run = catalog.unfinished_run(conn)
     if run and options.resume and not options.truncate and Path(run.snapshot_path).exists():
+        if run.options.get("in_place") and legacy_source.fingerprint(source).describe() != run.source_fingerprint:
+            raise SourceError(f"{source} changed since the interrupted in-place copy; "
+                              "pass --truncate to start over")
         progress.note(f"resuming copy run {run.run_id} from its snapshot")
         return run, True
     busy = _non_empty_tables(conn)
@@ -149,6 +157,12 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
             "pass --truncate to empty the application tables and copy again")
     if busy:
         _truncate(conn)
+    fp = legacy_source.fingerprint(source).describe()
+    opts = {"workers": options.workers, "batch_size": options.batch_size,
+            "orphan_policy": options.orphan_policy, "in_place": options.in_place}
+    if options.in_place:
+        legacy_source.require_rollback_journal(source)
+        return catalog.create_run(conn, str(source.resolve()), fp, str(source.resolve()), opts), False
     t0 = time.perf_counter()
     options.work_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
@@ -156,9 +170,6 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
     legacy_source.take_snapshot(source, snapshot)
     steps["snapshot"] = round(time.perf_counter() - t0, 3)
     progress.note(f"snapshot of {source} taken in {steps['snapshot']:.2f}s")
-    fp = legacy_source.fingerprint(source).describe()
-    opts = {"workers": options.workers, "batch_size": options.batch_size,
-            "orphan_policy": options.orphan_policy}
     return catalog.create_run(conn, str(source.resolve()), fp, str(snapshot), opts), False
 
 
@@ -200,50 +211,55 @@ def _ensure_partitions(conn: psycopg.Connection, snapshot: Path) -> None:
 
 
 def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
-          steps: dict[str, float]) -> dict[str, int]:
-    """Hand every pending chunk, largest tables first, to ``workers`` threads."""
+          steps: dict[str, float]) -> tuple[dict[str, int], list[str]]:
+    """Run every pending chunk and every unfinished table on ``workers`` threads."""
     t0 = time.perf_counter()
+    snapshot = Path(run.snapshot_path)
     with connect(url, autocommit=True) as conn:
         pending = catalog.pending_chunks(conn, run.run_id)
         done = catalog.chunk_totals(conn, run.run_id)
-    bounds = _bounds(Path(run.snapshot_path))
+        unfinished = [t.legacy for t in TABLES if not catalog.step_done(conn, run.run_id, f"table:{t.legacy}")]
+        indexes = finalize.IndexPlan.for_server({r[0] for r in conn.execute("SELECT extname FROM pg_extension")})
+    rows = {name: bounds[0] for name, bounds in _bounds(snapshot).items()}
     for table in TABLES:
-        progress.table_started(table.legacy, bounds[table.legacy][0])
-        already = done.get(table.legacy, {}).get("read", 0)
-        if already:
-            progress.advance(table.legacy, already)
-    pending.sort(key=lambda c: (-bounds[c.legacy_table][0], c.chunk_no))
-    work: queue.Queue[Chunk] = queue.Queue()
-    for chunk in pending:
-        work.put(chunk)
+        progress.table_started(table.legacy, rows[table.legacy])
+        if done.get(table.legacy, {}).get("read", 0):
+            progress.advance(table.legacy, done[table.legacy]["read"])
+    scheduler = Scheduler(pending, unfinished, rows)
     repairs: dict[str, int] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
     queries = QueryBook.for_tables(list(TABLES))
 
+    def work(copier: ChunkCopier, task: Task) -> None:
+        table = BY_LEGACY[task.table]
+        if task.chunk is None:
+            moved = finalize.finish_table(copier.pg, snapshot, run.run_id, table, indexes)
+            catalog.record_step(copier.pg, run.run_id, f"table:{task.table}", {"duplicates": moved})
+            return
+        outcome = copier.copy(table, task.chunk)
+        progress.advance(task.table, outcome.stats.read)
+        with lock:
+            for note, n in outcome.repairs.items():
+                key = f"{task.table}.{note}"
+                repairs[key] = repairs.get(key, 0) + n
+
     def worker() -> None:
-        sqlite_conn, pg_conn = worker_connections(Path(run.snapshot_path), url)
+        sqlite_conn, pg_conn = worker_connections(snapshot, url)
         copier = ChunkCopier(sqlite_conn, pg_conn, run.run_id, queries)
         try:
-            while not errors:
-                try:
-                    chunk = work.get_nowait()
-                except queue.Empty:
-                    return
-                outcome = copier.copy(BY_LEGACY[chunk.legacy_table], chunk)
-                progress.advance(chunk.legacy_table, outcome.stats.read)
-                with lock:
-                    for note, n in outcome.repairs.items():
-                        key = f"{chunk.legacy_table}.{note}"
-                        repairs[key] = repairs.get(key, 0) + n
+            while (task := scheduler.next()) is not None:
+                work(copier, task)
+                scheduler.done(task)
         except BaseException as exc:  # re-raised in the caller's thread below
             errors.append(exc)
+            scheduler.fail()
         finally:
             sqlite_conn.close()
             pg_conn.close()
 
     threads = [threading.Thread(target=worker, name=f"copy-{i}", daemon=True)
-               for i in range(min(options.workers, max(1, len(pending))))]
+               for i in range(options.workers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -251,23 +267,22 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
     progress.close()
     if errors:
         raise errors[0]
-    steps["load"] = round(time.perf_counter() - t0, 3)
-    return repairs
+    steps["load_keys_indexes"] = round(time.perf_counter() - t0, 3)
+    with connect(url, autocommit=True) as conn:
+        finalize.record_versions(conn, indexes.files)
+    progress.note(f"{len(TABLES)} tables loaded, keyed, indexed and analyzed")
+    return repairs, indexes.skipped
 
 
 def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
-               steps: dict[str, float]) -> list[str]:
+               steps: dict[str, float]) -> None:
+    """What needs every table loaded: foreign keys (parents first), then the dashboard view."""
     snapshot = Path(run.snapshot_path)
-    skipped: list[str] = []
     with connect(url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '256MB'")
         for step, action in (
-            ("keys", lambda: finalize.add_keys(url, options.workers, snapshot, run.run_id, progress.note)),
             ("foreign_keys", lambda: finalize.add_foreign_keys(
                 conn, snapshot, run.run_id, options.orphan_policy, progress.note)),
-            ("indexes", lambda: skipped.extend(finalize.build_indexes(url, options.workers, progress.note))),
             ("dashboard", lambda: finalize.build_dashboard(conn, progress.note)),
-            ("analyze", lambda: finalize.analyze_tables(url, options.workers)),
         ):
             if catalog.step_done(conn, run.run_id, step):
                 continue
@@ -276,7 +291,6 @@ def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressS
             steps[step] = round(time.perf_counter() - t0, 3)
             catalog.record_step(conn, run.run_id, step,
                                 {"result": detail} if isinstance(detail, dict) else {})
-    return skipped
 
 
 def _reconcile(run: CopyRun, url: str, resumed: bool, repairs: dict[str, int],

@@ -138,3 +138,30 @@ def take_snapshot(source: Path, destination: Path) -> None:
     finally:
         src.close()
     os.replace(partial, destination)
+
+
+def require_rollback_journal(path: Path) -> None:
+    """In-place reading is consistent only where a reader's lock holds writers off."""
+    with reading(path) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() == "wal":
+        raise SourceError(f"{path} is in WAL mode, where readers do not hold writers off: "
+                          "copy it through a snapshot (leave out --in-place)")
+
+
+@contextmanager
+def frozen(path: Path) -> Iterator[None]:
+    """Hold a SHARED lock on a rollback-journal file: no writer commits until we let go.
+
+    Every reader of the file then sees the same state, which is what makes reading in place
+    a consistent snapshot, at the price of blocking the app's writes meanwhile.
+    """
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        yield
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, path) from exc
+    finally:
+        conn.close()

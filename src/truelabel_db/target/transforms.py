@@ -301,6 +301,16 @@ class Json:
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _sqlite_array_element(expr: str) -> str:
+    """Backslash and double quote escaped the way a quoted array element needs."""
+    return f"replace(replace({expr}, '\\', '\\\\'), '\"', '\\\"')"
+
+
+_UNPRINTABLE_GLOB = "'*[' || char(9, 10, 11, 12, 13) || ']*'"
+# SQLite literals for the pieces of a quoted array literal: {"  ","  "}
+_OPEN, _Q_COMMA_Q, _CLOSE = "'{" + '"' + "'", "'" + '","' + "'", "'" + '"}' + "'"
+
+
 class CommaList:
     """Prisma's comma-separated ``claims`` → text[]; a JSON array of strings is accepted too."""
 
@@ -321,11 +331,17 @@ class CommaList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_check(self, col: str, strict: bool = False) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
+        # SQLite splits only the common shape, "a, b, c": no empty item, no stray space, no
+        # JSON; anything else (where Python would trim or parse) takes the slow path.
+        return (f"typeof({col}) = 'text' AND {col} <> '' AND substr({col}, 1, 1) NOT IN ('[', ' ', ',') "
+                f"AND substr({col}, -1) NOT IN (' ', ',') AND instr({col}, ' ,') = 0 "
+                f"AND instr({col}, ',,') = 0 AND instr({col}, ',  ') = 0 AND instr({col}, ', ,') = 0 "
+                f"AND {col} NOT GLOB {_UNPRINTABLE_GLOB}")
 
-    def sqlite_csv(self, col: str) -> None:
-        return None
+    def sqlite_csv(self, col: str) -> str:
+        separated = f"replace(replace({_sqlite_array_element(col)}, ', ', ','), ',', {_Q_COMMA_Q})"
+        return csv_quoted(f"{_OPEN} || {separated} || {_CLOSE}")
 
     def to_legacy(self, value: list[str]) -> str:
         return ", ".join(value)
@@ -343,11 +359,12 @@ class SingletonList:
     def copy_text(self, value: list[str]) -> str:
         return copy_escape(array_literal(value))
 
-    def sqlite_check(self, col: str, strict: bool = False) -> None:
-        return None
+    def sqlite_check(self, col: str, strict: bool = False) -> str:
+        return (f"typeof({col}) = 'text' AND {col} <> '' AND substr({col}, 1, 1) <> ' ' "
+                f"AND {col} NOT GLOB {_UNPRINTABLE_GLOB}")
 
-    def sqlite_csv(self, col: str) -> None:
-        return None
+    def sqlite_csv(self, col: str) -> str:
+        return csv_quoted(f"{_OPEN} || {_sqlite_array_element(col)} || {_CLOSE}")
 
     def to_legacy(self, value: list[str]) -> str | None:
         return value[0] if value else None
