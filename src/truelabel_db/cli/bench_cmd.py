@@ -41,3 +41,5 @@ def copy(
         view.add_row(c["name"], f"{c['rows']:,}", f"{c['seconds']:.2f}", f"{c['rows_per_second']:,}",
                      f"{c['mb_per_second']}", peak, c["note"])
     err.print(view)
+    for name, value in doc["ratios"].items():
+        err.print(f"{name.replace('_', ' ')}: {value}")

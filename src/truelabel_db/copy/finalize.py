@@ -97,22 +97,15 @@ def finish_table(conn: psycopg.Connection, snapshot: Path, run_id: int, table: T
 def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
              table: TableMap, columns: Sequence[str]) -> int:
     _, statement = key_constraint(table, columns)
-    try:
-        conn.execute(statement)
-        return 0
-    except psycopg.errors.UniqueViolation:
-        pass
     dupes = sql.SQL(
         "DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
         "(SELECT tableoid, ctid, row_number() OVER (PARTITION BY {cols} ORDER BY ctid) AS rn "
         "FROM {t}) s WHERE rn > 1) RETURNING {all}").format(
         t=sql.Identifier(table.target), cols=idents(columns),
         all=idents(c.target for c in table.columns))
-    with conn.transaction():
-        moved = _quarantine_deleted(conn, snapshot, run_id, table, dupes, "duplicate",
-                                    f"duplicate {', '.join(columns)}")
-        conn.execute(statement)
-    return moved
+    return _add_constraint_or_quarantine(conn, statement, psycopg.errors.UniqueViolation,
+                                         _Offenders(snapshot, run_id, table, dupes, "duplicate",
+                                                    f"duplicate {', '.join(columns)}"))
 
 
 def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
@@ -146,24 +139,46 @@ def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
             statement = foreign_key_constraint(table, fk, "keep")[1]
         conn.execute(statement)
         return kept
+    delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
+        t=sql.Identifier(table.target), w=orphans, all=idents(c.target for c in table.columns))
+    return _add_constraint_or_quarantine(conn, statement, psycopg.errors.ForeignKeyViolation,
+                                         _Offenders(snapshot, run_id, table, delete, "orphan",
+                                                    f"{fk.column} has no row in {fk.parent}"))
+
+
+@dataclass(frozen=True)
+class _Offenders:
+    """The rows that keep a constraint from being added, and how to quarantine them."""
+
+    snapshot: Path
+    run_id: int
+    table: TableMap
+    delete: sql.Composed  # DELETE ... RETURNING every mapped column
+    stage: str
+    reason: str
+
+
+def _add_constraint_or_quarantine(conn: psycopg.Connection, statement: sql.Composed,
+                                  refusal: type[psycopg.Error], offenders: _Offenders) -> int:
+    """Add the constraint; only if PostgreSQL refuses, move the offenders out and add it again.
+
+    Returns how many rows were quarantined (none on a clean copy, which pays for no check).
+    """
     try:
         conn.execute(statement)
         return 0
-    except psycopg.errors.ForeignKeyViolation:
+    except refusal:
         pass
-    delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
-        t=sql.Identifier(table.target), w=orphans, all=idents(c.target for c in table.columns))
     with conn.transaction():
-        moved = _quarantine_deleted(conn, snapshot, run_id, table, delete, "orphan",
-                                    f"{fk.column} has no row in {fk.parent}")
+        moved = _quarantine_deleted(conn, offenders)
         conn.execute(statement)
     return moved
 
 
-def _quarantine_deleted(conn: psycopg.Connection, snapshot: Path, run_id: int,
-                        table: TableMap, delete: sql.Composed, stage: str, reason: str) -> int:
-    """Run a DELETE ... RETURNING and quarantine its rows with their original legacy values."""
-    rows = conn.execute(delete).fetchall()
+def _quarantine_deleted(conn: psycopg.Connection, offenders: _Offenders) -> int:
+    """Run the DELETE ... RETURNING and quarantine its rows with their original legacy values."""
+    table, snapshot, reason = offenders.table, offenders.snapshot, offenders.reason
+    rows = conn.execute(offenders.delete).fetchall()
     key_index = [c.target for c in table.columns].index(table.primary_key[0])
     keys = [str(r[key_index]) for r in rows]
     with reading(snapshot) as legacy:
@@ -176,9 +191,9 @@ def _quarantine_deleted(conn: psycopg.Connection, snapshot: Path, run_id: int,
             raw = tuple(None if v is None else c.transform.to_legacy(v)
                         for c, v in zip(table.columns, row))
             reasons.append({"column": "*", "reason": "original rebuilt from the loaded row"})
-        records.append(quarantine_record(table, raw, stage, reasons))
+        records.append(quarantine_record(table, raw, offenders.stage, reasons))
     with conn.cursor() as cur:
-        insert_records(cur, records, run_id)
+        insert_records(cur, records, offenders.run_id)
     return len(records)
 
 
