@@ -78,20 +78,19 @@ class IndexPlan:
 _INDEX_TABLE = re.compile(r"\bON\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 
 
-def finish_table(conn: psycopg.Connection, snapshot: Path, run_id: int, table: TableMap,
-                 indexes: IndexPlan) -> int:
-    """A loaded table's keys (duplicates quarantined first), its indexes, its statistics.
+def add_keys(conn: psycopg.Connection, snapshot: Path, run_id: int, table: TableMap) -> int:
+    """A loaded table's primary and unique keys, duplicates quarantined first; returns how many."""
+    return sum(_add_key(conn, snapshot, run_id, table, columns)
+               for columns in (table.primary_key, *table.unique))
 
-    Run as soon as the table's last chunk is in, while larger tables may still be loading.
-    Returns how many duplicate rows were quarantined.
-    """
+
+def build_index(conn: psycopg.Connection, statement: str) -> None:
     conn.execute("SET maintenance_work_mem = '256MB'")
-    moved = sum(_add_key(conn, snapshot, run_id, table, columns)
-                for columns in (table.primary_key, *table.unique))
-    for statement in indexes.by_table.get(table.target, []):
-        conn.execute(statement.encode())
+    conn.execute(statement.encode())
+
+
+def analyze(conn: psycopg.Connection, table: TableMap) -> None:
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
-    return moved
 
 
 def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,

@@ -20,7 +20,7 @@ from psycopg import sql
 from truelabel_db.copy import catalog, finalize
 from truelabel_db.copy.catalog import CopyRun
 from truelabel_db.copy.reader import table_bounds
-from truelabel_db.copy.scheduler import Scheduler, Task
+from truelabel_db.copy.scheduler import ANALYZE, INDEX, KEYS, Scheduler, Task
 from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
 from truelabel_db.errors import ConfigError, ReconciliationError, SourceError, TargetNotEmptyError
 from truelabel_db.legacy import source as legacy_source
@@ -225,7 +225,8 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
         progress.table_started(table.legacy, rows[table.legacy])
         if done.get(table.legacy, {}).get("read", 0):
             progress.advance(table.legacy, done[table.legacy]["read"])
-    scheduler = Scheduler(pending, unfinished, rows)
+    scheduler = Scheduler(pending, unfinished, rows,
+                          {t.legacy: indexes.by_table.get(t.target, []) for t in TABLES})
     repairs: dict[str, int] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -233,10 +234,17 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
 
     def work(copier: ChunkCopier, task: Task) -> None:
         table = BY_LEGACY[task.table]
-        if task.chunk is None:
-            moved = finalize.finish_table(copier.pg, snapshot, run.run_id, table, indexes)
-            catalog.record_step(copier.pg, run.run_id, f"table:{task.table}", {"duplicates": moved})
+        if task.kind == KEYS:
+            finalize.add_keys(copier.pg, snapshot, run.run_id, table)
             return
+        if task.kind == INDEX:
+            finalize.build_index(copier.pg, str(task.statement))
+            return
+        if task.kind == ANALYZE:
+            finalize.analyze(copier.pg, table)
+            catalog.record_step(copier.pg, run.run_id, f"table:{task.table}")
+            return
+        assert task.chunk is not None
         outcome = copier.copy(table, task.chunk)
         progress.advance(task.table, outcome.stats.read)
         with lock:

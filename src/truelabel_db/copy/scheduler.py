@@ -1,9 +1,11 @@
-"""Handing work to the copy's workers: chunks largest tables first, each table's post-data as
-soon as its last chunk is in.
+"""Handing work to the copy's workers: chunks largest tables first, and each table's
+post-data as soon as its last chunk is in, split into tasks that several workers can share.
 
-A table's keys, indexes and statistics are CPU work for the server; started while larger
-tables are still loading, they fill the moments when the workers wait on each other instead
-of all landing at the end.
+A table goes through three stages after its rows: its keys (one task: adding a primary key
+locks the table), then each of its indexes (one task each, built side by side), then its
+statistics (one task, once the indexes are in). Started while other tables are still loading,
+this work fills the moments the workers would otherwise spend waiting on each other, and no
+single big table's indexes are left to one worker at the end.
 """
 
 from __future__ import annotations
@@ -12,47 +14,48 @@ import heapq
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from truelabel_db.copy.catalog import Chunk
+
+CHUNK, KEYS, INDEX, ANALYZE = "chunk", "keys", "index", "analyze"
 
 
 @dataclass(order=True)
 class Task:
     priority: tuple[int, int]
     table: str = field(compare=False)
+    kind: str = field(compare=False)
     chunk: Chunk | None = field(compare=False, default=None)
-
-    @property
-    def finishes_table(self) -> bool:
-        return self.chunk is None
+    statement: str | None = field(compare=False, default=None)
 
 
 class Scheduler:
-    """A thread-safe queue that releases a table's finishing task after its last chunk."""
+    """A thread-safe queue that releases each stage of a table when the one before is done."""
 
     def __init__(self, chunks: list[Chunk], tables_to_finish: list[str],
-                 table_rows: dict[str, int]) -> None:
+                 table_rows: Mapping[str, int], indexes: Mapping[str, list[str]]) -> None:
         self._lock = threading.Condition()
         self._heap: list[Task] = []
-        self._remaining = Counter(c.legacy_table for c in chunks)
+        self._chunks_left = Counter(c.legacy_table for c in chunks)
+        self._indexes_left: Counter[str] = Counter()
+        self._indexes = indexes
         self._to_finish = set(tables_to_finish)
         self._in_flight = 0
         self._failed = False
         self._order = itertools.count()
         for chunk in sorted(chunks, key=lambda c: (-table_rows.get(c.legacy_table, 0), c.chunk_no)):
-            heapq.heappush(self._heap, Task((1, next(self._order)), chunk.legacy_table, chunk))
+            self._push(1, chunk.legacy_table, CHUNK, chunk=chunk)
         for table in tables_to_finish:
-            if not self._remaining[table]:
-                self._release(table)
+            if not self._chunks_left[table]:
+                self._push(0, table, KEYS)
 
-    def _release(self, table: str) -> None:
-        if table in self._to_finish:
-            self._to_finish.discard(table)
-            heapq.heappush(self._heap, Task((0, next(self._order)), table))
+    def _push(self, priority: int, table: str, kind: str, **extra: object) -> None:
+        heapq.heappush(self._heap, Task((priority, next(self._order)), table, kind, **extra))  # type: ignore[arg-type]
 
     def next(self) -> Task | None:
-        """The next task, waiting while others may still release one; None when all is done."""
+        """The next task, waiting while running ones may still release more; None when done."""
         with self._lock:
             while not self._heap and self._in_flight and not self._failed:
                 self._lock.wait()
@@ -64,17 +67,28 @@ class Scheduler:
     def done(self, task: Task) -> None:
         with self._lock:
             self._in_flight -= 1
-            if task.chunk is not None:
-                self._remaining[task.table] -= 1
-                if not self._remaining[task.table]:
-                    self._release(task.table)
+            self._release_after(task)
             self._lock.notify_all()
+
+    def _release_after(self, task: Task) -> None:
+        table = task.table
+        if task.kind == CHUNK:
+            self._chunks_left[table] -= 1
+            if not self._chunks_left[table] and table in self._to_finish:
+                self._push(0, table, KEYS)
+        elif task.kind == KEYS:
+            statements = self._indexes.get(table, [])
+            self._indexes_left[table] = len(statements)
+            for statement in statements:
+                self._push(0, table, INDEX, statement=statement)
+            if not statements:
+                self._push(0, table, ANALYZE)
+        elif task.kind == INDEX:
+            self._indexes_left[table] -= 1
+            if not self._indexes_left[table]:
+                self._push(0, table, ANALYZE)
 
     def fail(self) -> None:
         with self._lock:
             self._failed = True
             self._lock.notify_all()
-
-    def chunks_left(self) -> int:
-        with self._lock:
-            return sum(self._remaining.values())
