@@ -9,6 +9,7 @@ from truelabel_db.analyze.findings import summarise
 from truelabel_db.analyze.relations import missing_indexes, orphans, query_shapes
 from truelabel_db.analyze.render import render
 from truelabel_db.analyze.report import AnalysisReport, TableReport
+from truelabel_db.capture.changelog import TRIGGER_PREFIX as TOOL_TABLE_PREFIX
 from truelabel_db.legacy.schema import read_schema
 from truelabel_db.legacy.source import reading
 from truelabel_db.sqlite_sql import quote_ident
@@ -21,7 +22,8 @@ __all__ = ["AnalysisReport", "analyze", "render"]
 def analyze(path: Path, *, sample_limit: int = 5) -> AnalysisReport:
     """Read-only: profile every table and column, find orphans and missing indexes."""
     with reading(path) as conn:
-        schema = read_schema(conn)
+        schema = {name: table for name, table in read_schema(conn).items()
+                  if not name.startswith(TOOL_TABLE_PREFIX)}  # our own changelog is not legacy data
         report = AnalysisReport(str(path), path.stat().st_size,
                                 conn.execute("PRAGMA journal_mode").fetchone()[0])
         sizes = _table_bytes(conn)

@@ -100,6 +100,9 @@ def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
         if not keep_changelog:
             conn.execute(f"DROP TABLE IF EXISTS {quote_ident(CHANGELOG_TABLE)}")
             conn.execute(f"DROP TABLE IF EXISTS {quote_ident(STATE_TABLE)}")
+            # SQLite keeps its sqlite_sequence table once created; our counter goes at least.
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+                conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (CHANGELOG_TABLE,))
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
         if conn.in_transaction:

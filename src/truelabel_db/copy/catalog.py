@@ -129,3 +129,14 @@ def record_step(conn: psycopg.Connection, run_id: int, step: str,
 def finish_run(conn: psycopg.Connection, run_id: int) -> None:
     conn.execute("UPDATE truelabel_meta.copy_runs SET status = 'done', finished_at = now() "
                  "WHERE run_id = %s", (run_id,))
+
+
+def set_changelog_position(conn: psycopg.Connection, run_id: int, position: int | None) -> None:
+    conn.execute("UPDATE truelabel_meta.copy_runs SET changelog_position = %s WHERE run_id = %s",
+                  (position, run_id))
+
+
+def changelog_position_of(conn: psycopg.Connection, run_id: int) -> int | None:
+    row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE run_id = %s",
+                       (run_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from truelabel_db.capture.changelog import changelog_position
 from truelabel_db.copy import catalog, finalize
 from truelabel_db.copy.catalog import CopyRun
 from truelabel_db.copy.reader import table_bounds
@@ -125,6 +126,7 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     with legacy_source.frozen(snapshot) if in_place else nullcontext():
         if not resumed:
             with connect(target_url, autocommit=True) as conn:
+                _record_changelog_position(conn, run, snapshot, progress)
                 finalize.drop_post_data(conn)
                 _ensure_partitions(conn, snapshot)
                 catalog.plan_chunks(conn, run.run_id, _bounds(snapshot), options.batch_size)
@@ -171,6 +173,17 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
     steps["snapshot"] = round(time.perf_counter() - t0, 3)
     progress.note(f"snapshot of {source} taken in {steps['snapshot']:.2f}s")
     return catalog.create_run(conn, str(source.resolve()), fp, str(snapshot), opts), False
+
+
+def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot: Path,
+                               progress: ProgressSink) -> None:
+    """Where the changelog stood in the snapshot: the follower starts exactly after it."""
+    with legacy_source.reading(snapshot) as legacy:
+        position = changelog_position(legacy)
+    catalog.set_changelog_position(conn, run.run_id, position)
+    if position is None:
+        progress.note("no change capture in the legacy file: this copy cannot be followed "
+                      "(run `truelabel-db capture install` before copying a live database)")
 
 
 def _non_empty_tables(conn: psycopg.Connection) -> list[str]:
