@@ -23,7 +23,7 @@ from truelabel_db.target.load import copy_payload
 from truelabel_db.target.mapping import BY_LEGACY, TableMap
 from truelabel_db.target.transforms import BadUtf8, Unconvertible
 
-STAGES = ("convert", "load", "duplicate", "orphan")
+STAGES = ("convert", "load", "duplicate", "orphan", "follow")
 
 
 @dataclass

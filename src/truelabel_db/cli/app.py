@@ -9,7 +9,15 @@ import sys
 import psycopg
 import typer
 
-from truelabel_db.cli import bench_cmd, capture_cmd, copy_cmd, legacy_cmd, quarantine_cmd, schema_cmd
+from truelabel_db.cli import (
+    bench_cmd,
+    capture_cmd,
+    copy_cmd,
+    follow_cmd,
+    legacy_cmd,
+    quarantine_cmd,
+    schema_cmd,
+)
 from truelabel_db.cli.output import err
 from truelabel_db.errors import TrueLabelError
 
@@ -18,6 +26,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 legacy_cmd.register(app)
 copy_cmd.register(app)
 capture_cmd.register(app)
+follow_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)

@@ -96,10 +96,12 @@ def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
     """A foreign key, added only if missing.
 
     With the ``keep`` orphan policy it is created NOT VALID: rows already present are not
-    checked (the orphans stay, as asked) but every new write is.
+    checked (the orphans stay, as asked) but every new write is. Foreign keys are DEFERRABLE
+    (checked immediately unless a transaction defers them) so that the follower can apply a
+    batch of changes in changelog order-agnostic form and have them checked at commit.
     """
     name = f"{table.target}_{fk.column}_fkey"
-    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} {}").format(
+    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} DEFERRABLE {}").format(
         sql.Identifier(fk.column), sql.Identifier(fk.parent),
         sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)),
         sql.SQL("NOT VALID" if orphan_policy == "keep" else ""))

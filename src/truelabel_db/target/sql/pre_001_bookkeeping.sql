@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS truelabel_meta.quarantine (
     run_id          bigint REFERENCES truelabel_meta.copy_runs ON DELETE SET NULL,
     legacy_table    text NOT NULL,
     legacy_key      text,
-    stage           text NOT NULL CHECK (stage IN ('convert', 'load', 'duplicate', 'orphan')),
+    stage           text NOT NULL CHECK (stage IN ('convert', 'load', 'duplicate', 'orphan', 'follow')),
     reasons         jsonb NOT NULL,
     original        jsonb NOT NULL,
     quarantined_at  timestamptz NOT NULL DEFAULT now(),
@@ -94,3 +94,15 @@ BEGIN
     RETURN created;
 END;
 $$;
+
+-- The follower's position in the legacy changelog, moved in the same transaction as the
+-- changes it applied: exactly once across crashes.
+CREATE TABLE IF NOT EXISTS truelabel_meta.follow_state (
+    source_path     text PRIMARY KEY,
+    position        bigint NOT NULL,
+    applied_at      timestamptz NOT NULL DEFAULT now(),
+    lag_rows        bigint,
+    lag_ms          bigint,
+    rows_per_second double precision,
+    changes_applied bigint NOT NULL DEFAULT 0
+);

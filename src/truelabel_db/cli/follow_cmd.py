@@ -1,0 +1,51 @@
+"""``follow``: keep PostgreSQL equal to the legacy file while the app writes."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.output import emit_json, err
+
+
+def register(app: typer.Typer) -> None:
+    app.command("follow")(follow)
+
+
+def follow(
+    source: Annotated[Path, typer.Option(help="Legacy SQLite file with capture installed.")],
+    target: TargetOption = None,
+    lag_threshold_ms: Annotated[int, typer.Option(help="Alert above this lag (plan: 1000 ms).")] = 1000,
+    on_lag: Annotated[Optional[str], typer.Option(help="Command (no shell) or http(s) URL to call once per lag episode.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Changelog rows per applied transaction.")] = 5000,
+    once: Annotated[bool, typer.Option("--once", help="Stop when caught up.")] = False,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Apply the changelog to PostgreSQL continuously, exactly once, reporting lag."""
+    from truelabel_db.follow import Follower, FollowOptions
+    from truelabel_db.follow.metrics import serve
+    from truelabel_db.target.connection import resolve_target
+
+    follower = Follower(source, resolve_target(target),
+                        FollowOptions(batch_size=batch_size, lag_threshold_ms=lag_threshold_ms, on_lag=on_lag))
+    signal.signal(signal.SIGTERM, lambda *_: follower.stop())
+    server = serve(metrics_port, lambda: follower.stats) if metrics_port else None
+    try:
+        stats = follower.run(until_caught_up=once, max_seconds=max_seconds)
+    except KeyboardInterrupt:
+        stats = follower.stats
+    finally:
+        follower.close()
+        if server:
+            server.shutdown()
+    if json_out:
+        emit_json(stats.to_dict())
+    err.print(f"followed to position {stats.position}: {stats.changes_applied:,} changes in "
+              f"{stats.batches} batches, lag {stats.lag_ms} ms / {stats.lag_rows} rows, "
+              f"{stats.alerts} lag alert(s)")

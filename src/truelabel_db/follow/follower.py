@@ -1,0 +1,211 @@
+"""The follower: reads the changelog, applies it, reports lag, alerts once per episode.
+
+Exactly once: each batch and the position it reaches commit in one PostgreSQL transaction, so
+a follower killed at any moment resumes after the last committed batch; re-applying "make the
+row equal to its current state" is harmless anyway. It survives a PostgreSQL restart and a
+locked SQLite file by backing off and retrying, and trims the changelog behind the committed
+position with a short write transaction that gives way to the app when it is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from truelabel_db.capture.changelog import CHANGELOG_TABLE, NOW_MS
+from truelabel_db.errors import SourceError, TargetError
+from truelabel_db.follow.apply import apply_batch
+from truelabel_db.follow.batch import SchemaChanged, read_batch
+from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.target.connection import connect
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    batch_size: int = 5_000
+    lag_threshold_ms: int = 1_000
+    on_lag: str | None = None          # a command (no shell) or an http(s) URL to POST to
+    poll_interval: float = 0.05
+    trim_every: int = 20               # batches between changelog trims
+    max_backoff: float = 10.0
+
+
+@dataclass
+class FollowStats:
+    position: int = 0
+    changes_applied: int = 0
+    batches: int = 0
+    lag_rows: int = 0
+    lag_ms: int = 0
+    rows_per_second: float = 0.0
+    alerts: int = 0
+    retries: int = 0
+    trimmed: int = 0
+    lag_samples_ms: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out.pop("lag_samples_ms")
+        return out
+
+
+class Follower:
+    def __init__(self, source: Path, target_url: str, options: FollowOptions = FollowOptions()) -> None:
+        self.source = source
+        self.source_key = str(source.resolve())
+        self.url = target_url
+        self.options = options
+        self.stats = FollowStats()
+        self._alerting = False
+        self._stop = threading.Event()
+        self._sqlite = sqlite_connect(source)
+        self._pg: psycopg.Connection | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_position(self) -> int:
+        """Where to start: the committed position, else where the last copy's snapshot stood."""
+        pg = self._target()
+        row = pg.execute("SELECT position FROM truelabel_meta.follow_state WHERE source_path = %s",
+                         (self.source_key,)).fetchone()
+        if row:
+            return int(row[0])
+        copied = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
+                            "ORDER BY run_id DESC LIMIT 1").fetchone()
+        if copied is None or copied[0] is None:
+            raise TargetError("nothing to follow from: copy the legacy file with capture installed first "
+                              "(`truelabel-db capture install`, then `truelabel-db copy`)")
+        pg.execute("INSERT INTO truelabel_meta.follow_state (source_path, position) VALUES (%s, %s) "
+                   "ON CONFLICT DO NOTHING", (self.source_key, int(copied[0])))
+        return int(copied[0])
+
+    def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> FollowStats:
+        """Apply batches until stopped (or caught up, or out of time)."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.stats.position = self.start_position()
+        backoff = 0.0
+        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            try:
+                applied = self.step()
+                backoff = 0.0
+            except (psycopg.OperationalError, TargetError) as exc:
+                backoff = self._back_off(backoff, exc)
+                continue
+            except SourceError as exc:
+                if isinstance(exc, SchemaChanged):
+                    raise
+                backoff = self._back_off(backoff, exc)
+                continue
+            if not applied:
+                if until_caught_up:
+                    break
+                self._stop.wait(self.options.poll_interval)
+        return self.stats
+
+    def step(self) -> int:
+        """One batch: read, apply with its position, measure; 0 when there was nothing to do."""
+        try:
+            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size)
+        except sqlite3.Error as exc:
+            from truelabel_db.legacy.source import translate_sqlite_error
+
+            raise translate_sqlite_error(exc, self.source) from exc
+        self._measure_lag(batch.oldest_at_ms if batch else None)
+        if batch is None:
+            return 0
+        started = time.perf_counter()
+        apply_batch(self._target(), self.source_key, batch)
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self.stats.position = batch.last_seq
+        self.stats.changes_applied += batch.changes
+        self.stats.batches += 1
+        self.stats.rows_per_second = round(batch.changes / elapsed, 1)
+        if self.stats.batches % self.options.trim_every == 0:
+            self.trim()
+        self._publish()
+        return batch.changes
+
+    def _target(self) -> psycopg.Connection:
+        if self._pg is None or self._pg.closed:
+            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow")
+        return self._pg
+
+    def _back_off(self, current: float, exc: Exception) -> float:
+        self.stats.retries += 1
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+        delay = min(self.options.max_backoff, max(0.2, current * 2))
+        self._stop.wait(delay)
+        return delay
+
+    def _measure_lag(self, oldest_pending_ms: int | None) -> None:
+        row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0), {NOW_MS} FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
+        self.stats.lag_rows = max(0, int(row[0]) - self.stats.position)
+        self.stats.lag_ms = max(0, int(row[1]) - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
+        self.stats.lag_samples_ms.append(self.stats.lag_ms)
+        above = self.stats.lag_ms > self.options.lag_threshold_ms
+        if above and not self._alerting:
+            self._alert()
+        self._alerting = above
+
+    def _alert(self) -> None:
+        """Once per episode: the lag crossed the threshold (re-armed when it falls back)."""
+        self.stats.alerts += 1
+        hook = self.options.on_lag
+        if not hook:
+            return
+        payload = {"event": "lag", "lag_ms": self.stats.lag_ms, "lag_rows": self.stats.lag_rows,
+                   "threshold_ms": self.options.lag_threshold_ms, "source": self.source_key}
+        if hook.startswith(("http://", "https://")):
+            request = urllib.request.Request(hook, data=json.dumps(payload).encode(),
+                                             headers={"Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=5).close()
+            except OSError:
+                pass  # an unreachable webhook must not stop the sync
+            return
+        env = {"TRUELABEL_LAG_MS": str(self.stats.lag_ms), "TRUELABEL_LAG_ROWS": str(self.stats.lag_rows)}
+        import os
+
+        subprocess.Popen(shlex.split(hook), env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+
+    def trim(self) -> int:
+        """Delete applied changelog rows; skipped (not waited for) when the app holds the lock."""
+        try:
+            writer = sqlite_connect(self.source, read_only=False, busy_timeout_ms=50)
+        except SourceError:
+            return 0
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            removed = writer.execute(f"DELETE FROM {quote_ident(CHANGELOG_TABLE)} WHERE seq <= ?",
+                                     (self.stats.position,)).rowcount
+            writer.execute("COMMIT")
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            writer.close()
+        self.stats.trimmed += removed
+        return removed
+
+    def _publish(self) -> None:
+        self._target().execute(
+            "UPDATE truelabel_meta.follow_state SET lag_rows = %s, lag_ms = %s, rows_per_second = %s "
+            "WHERE source_path = %s", (self.stats.lag_rows, self.stats.lag_ms, self.stats.rows_per_second,
+                                       self.source_key))
+
+    def close(self) -> None:
+        self._sqlite.close()
+        if self._pg is not None:
+            self._pg.close()

@@ -1,0 +1,201 @@
+"""The follower keeps PostgreSQL equal to SQLite while the app writes, exactly once."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.fix_compare import differences
+from tests.fix_legacy import NOW_MS, insert
+from truelabel_db.capture import install_capture
+from truelabel_db.capture.changelog import CHANGELOG_TABLE
+from truelabel_db.copy import CopyOptions, run_copy
+from truelabel_db.follow import Follower, FollowOptions
+from truelabel_db.follow import apply as apply_module
+from truelabel_db.follow.batch import SchemaChanged
+from truelabel_db.legacy.generator import generate
+
+
+@pytest.fixture
+def live_legacy(tmp_path: Path) -> Path:
+    path = tmp_path / "live.db"
+    generate(path, 0.01, seed=5)
+    install_capture(path)
+    return path
+
+
+def _copy(path: Path, url: str, tmp_path: Path) -> None:
+    run_copy(path, url, CopyOptions(work_dir=tmp_path / "w", workers=2))
+
+
+def _app_writes(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
+    """A writer with its own connection: inserts, updates and deletes across tables."""
+    rng = random.Random(seed)
+    app = sqlite3.connect(path, timeout=10)
+    users = [r[0] for r in app.execute("SELECT id FROM users")]
+    ledger = []
+    for i in range(n):
+        choice = rng.random()
+        if choice < 0.4:
+            key = insert(app, "qr_code_accesses", accessedAt=NOW_MS + i)
+            ledger.append(("insert", key))
+        elif choice < 0.6:
+            key = insert(app, "analytics_events", entityId=str(uuid.uuid4()), userId=rng.choice(users))
+            ledger.append(("insert", key))
+        elif choice < 0.8:
+            key = rng.choice(users)
+            app.execute("UPDATE users SET name = ?, updatedAt = ? WHERE id = ?", (f"Nome {i}", NOW_MS + i, key))
+            ledger.append(("update", key))
+        else:
+            row = app.execute("SELECT id FROM qr_code_accesses ORDER BY random() LIMIT 1").fetchone()
+            app.execute("DELETE FROM qr_code_accesses WHERE id = ?", row)
+            ledger.append(("delete", row[0]))
+        app.commit()
+    app.close()
+    return ledger
+
+
+def test_follow_applies_inserts_updates_deletes_and_key_changes(live_legacy: Path, pg_url: str,
+                                                                 pg: psycopg.Connection, tmp_path: Path) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 200, seed=1)
+    app = sqlite3.connect(live_legacy)
+    lab = app.execute("SELECT id FROM laboratories WHERE id NOT IN (SELECT laboratoryId FROM reports) LIMIT 1").fetchone()
+    if lab:
+        app.execute("UPDATE laboratories SET id = ? WHERE id = ?", (str(uuid.uuid4()), lab[0]))
+    app.commit()
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=37))
+    stats = follower.run(until_caught_up=True)
+    follower.close()
+    assert stats.lag_rows == 0 and stats.batches >= 5
+    assert differences(live_legacy, pg) == {}
+
+
+def test_copy_and_follow_while_the_app_keeps_writing(live_legacy: Path, pg_url: str,
+                                                     pg: psycopg.Connection, tmp_path: Path) -> None:
+    ledger: list[tuple[str, str]] = []
+    writer = threading.Thread(target=lambda: ledger.extend(_app_writes(live_legacy, 400, 2)))
+    writer.start()
+    _copy(live_legacy, pg_url, tmp_path)
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=50))
+    while writer.is_alive():
+        follower.run(until_caught_up=True)
+    writer.join()
+    follower.run(until_caught_up=True)
+    follower.close()
+    assert differences(live_legacy, pg) == {}
+    present = {str(r[0]) for r in pg.execute("SELECT id FROM qr_code_access UNION ALL SELECT id FROM analytics_events")}
+    deleted = {key for op, key in ledger if op == "delete"}
+    inserted = {key for op, key in ledger if op == "insert"} - deleted
+    assert len(ledger) == 400 and inserted <= present and not (deleted & present)
+
+
+def test_a_crash_between_apply_and_commit_applies_nothing_and_a_rerun_converges(
+        live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 100, seed=3)
+    position = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs").fetchone()[0]
+    original = apply_module._apply_table
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        original(*args, **kwargs)
+        raise KeyboardInterrupt("killed mid-batch")
+
+    monkeypatch.setattr(apply_module, "_apply_table", crash)
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
+    with pytest.raises(KeyboardInterrupt):
+        follower.run(until_caught_up=True)
+    follower.close()
+    assert pg.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0] == position
+    monkeypatch.setattr(apply_module, "_apply_table", original)
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
+    follower.run(until_caught_up=True)
+    follower.close()
+    assert differences(live_legacy, pg) == {}
+
+
+def test_a_legacy_schema_change_stops_the_follower_with_a_clear_message(live_legacy: Path, pg_url: str,
+                                                                        tmp_path: Path) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    sqlite3.connect(live_legacy).execute('ALTER TABLE users ADD COLUMN "nickname" TEXT').connection.commit()
+    follower = Follower(live_legacy, pg_url)
+    with pytest.raises(SchemaChanged, match="schema changed since capture was installed"):
+        follower.run(until_caught_up=True)
+    follower.close()
+
+
+def test_lag_above_the_threshold_alerts_once_per_episode(live_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 50, seed=4)
+    app = sqlite3.connect(live_legacy)
+    app.execute(f"UPDATE {CHANGELOG_TABLE} SET at = at - 60000")  # the changes are a minute old
+    app.commit()
+    marker = tmp_path / "alerted"
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=10, lag_threshold_ms=1000,
+                                                           on_lag=f"touch {marker}"))
+    stats = follower.run(until_caught_up=True)
+    follower.close()
+    assert stats.alerts == 1 and stats.lag_ms == 0
+    import time
+
+    for _ in range(50):
+        if marker.exists():
+            break
+        time.sleep(0.05)
+    assert marker.exists()
+
+
+def test_applied_changes_are_trimmed_from_the_changelog(live_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 60, seed=6)
+    follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=10, trim_every=1))
+    stats = follower.run(until_caught_up=True)
+    follower.close()
+    left = sqlite3.connect(live_legacy).execute(f"SELECT count(*) FROM {CHANGELOG_TABLE}").fetchone()[0]
+    assert stats.trimmed > 0 and left == 0
+
+
+def test_follow_refuses_to_start_without_a_copy(live_legacy: Path, pg_url: str) -> None:
+    from truelabel_db.errors import TargetError
+    from truelabel_db.target.connection import connect
+    from truelabel_db.target.schema import apply_schema
+
+    with connect(pg_url, autocommit=True) as conn:
+        apply_schema(conn, phases=("pre",))
+    with pytest.raises(TargetError, match="nothing to follow from"):
+        Follower(live_legacy, pg_url).start_position()
+
+
+def test_a_follower_killed_with_sigkill_resumes_exactly(live_legacy: Path, pg_url: str,
+                                                        pg: psycopg.Connection, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 600, seed=8)
+    start = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs").fetchone()[0]
+    argv = [sys.executable, "-m", "truelabel_db", "follow", "--source", str(live_legacy),
+            "--target", pg_url, "--batch-size", "3", "--once"]
+    victim = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and victim.poll() is None:
+        row = pg.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()
+        if row and row[0] > start + 30:
+            break
+        time.sleep(0.02)
+    assert victim.poll() is None, "the follower finished before it could be killed"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert differences(live_legacy, pg) == {}
