@@ -102,19 +102,19 @@ def test_a_crash_between_apply_and_commit_applies_nothing_and_a_rerun_converges(
     _copy(live_legacy, pg_url, tmp_path)
     _app_writes(live_legacy, 100, seed=3)
     position = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs").fetchone()[0]
-    original = apply_module._apply_table
+    original = apply_module.apply_table
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         original(*args, **kwargs)
         raise KeyboardInterrupt("killed mid-batch")
 
-    monkeypatch.setattr(apply_module, "_apply_table", crash)
+    monkeypatch.setattr(apply_module, "apply_table", crash)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     with pytest.raises(KeyboardInterrupt):
         follower.run(until_caught_up=True)
     follower.close()
     assert pg.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0] == position
-    monkeypatch.setattr(apply_module, "_apply_table", original)
+    monkeypatch.setattr(apply_module, "apply_table", original)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     follower.run(until_caught_up=True)
     follower.close()
@@ -198,4 +198,15 @@ def test_a_follower_killed_with_sigkill_resumes_exactly(live_legacy: Path, pg_ur
     victim.wait()
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
+    assert differences(live_legacy, pg) == {}
+
+
+def test_the_periodic_integrity_check_resyncs_a_row_damaged_behind_the_followers_back(
+        live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    pg.execute("UPDATE users SET name = 'estragado' WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)")
+    follower = Follower(live_legacy, pg_url, FollowOptions(verify_every=0))
+    stats = follower.run(until_caught_up=True)
+    follower.close()
+    assert stats.verifications == 1 and stats.rows_resynced == 1
     assert differences(live_legacy, pg) == {}

@@ -17,6 +17,7 @@ from truelabel_db.cli import (
     legacy_cmd,
     quarantine_cmd,
     schema_cmd,
+    verify_cmd,
 )
 from truelabel_db.cli.output import err
 from truelabel_db.errors import TrueLabelError
@@ -27,6 +28,7 @@ legacy_cmd.register(app)
 copy_cmd.register(app)
 capture_cmd.register(app)
 follow_cmd.register(app)
+verify_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)

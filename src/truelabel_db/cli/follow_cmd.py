@@ -24,6 +24,7 @@ def follow(
     batch_size: Annotated[int, typer.Option(help="Changelog rows per applied transaction.")] = 5000,
     once: Annotated[bool, typer.Option("--once", help="Stop when caught up.")] = False,
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,
+    verify_every: Annotated[Optional[float], typer.Option(help="Verify (and resync what differs) every N seconds when caught up.")] = None,
     metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -33,7 +34,8 @@ def follow(
     from truelabel_db.target.connection import resolve_target
 
     follower = Follower(source, resolve_target(target),
-                        FollowOptions(batch_size=batch_size, lag_threshold_ms=lag_threshold_ms, on_lag=on_lag))
+                        FollowOptions(batch_size=batch_size, lag_threshold_ms=lag_threshold_ms, on_lag=on_lag,
+                                      verify_every=verify_every))
     signal.signal(signal.SIGTERM, lambda *_: follower.stop())
     server = serve(metrics_port, lambda: follower.stats) if metrics_port else None
     try:

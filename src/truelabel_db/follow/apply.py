@@ -29,7 +29,7 @@ def apply_batch(conn: psycopg.Connection, source_path: str, batch: Batch) -> int
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
         for name, changes in batch.tables.items():
-            changed += _apply_table(cur, BY_LEGACY[name], changes)
+            changed += apply_table(cur, BY_LEGACY[name], changes)
         cur.execute(
             "UPDATE truelabel_meta.follow_state SET position = %s, applied_at = now(), "
             "changes_applied = changes_applied + %s WHERE source_path = %s AND position < %s",
@@ -39,7 +39,7 @@ def apply_batch(conn: psycopg.Connection, source_path: str, batch: Batch) -> int
     return changed
 
 
-def _apply_table(cur: psycopg.Cursor[Any], table: TableMap, changes: TableChanges) -> int:
+def apply_table(cur: psycopg.Cursor[Any], table: TableMap, changes: TableChanges) -> int:
     converted = convert_rows(table, list(changes.upserts.values()))
     good = [r for r in converted.rows if r.line is not None]
     gone = set(changes.deletes) | {str(r.record.legacy_key) for r in converted.rows if r.record}

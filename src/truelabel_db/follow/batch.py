@@ -63,7 +63,7 @@ def read_batch(conn: sqlite3.Connection, after: int, limit: int) -> Batch | None
             else:
                 changes.upserts[key] = ()
         for table, changes in tables.items():
-            _fetch_current(conn, table, changes)
+            fetch_current(conn, table, changes)
         return Batch(rows[0][0], rows[-1][0], len(rows), min(r[4] for r in rows), tables, markers)
     finally:
         conn.execute("COMMIT")
@@ -79,7 +79,7 @@ def _check_schema(conn: sqlite3.Connection) -> None:
             "re-install capture and copy again")
 
 
-def _fetch_current(conn: sqlite3.Connection, table: str, changes: TableChanges) -> None:
+def fetch_current(conn: sqlite3.Connection, table: str, changes: TableChanges) -> None:
     """Fill in each upserted key's current row; a key whose row is gone becomes a delete."""
     mapped = BY_LEGACY[table]
     keys = list(changes.upserts)

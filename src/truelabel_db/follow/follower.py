@@ -38,6 +38,7 @@ class FollowOptions:
     poll_interval: float = 0.05
     trim_every: int = 20               # batches between changelog trims
     max_backoff: float = 10.0
+    verify_every: float | None = None  # seconds between integrity checks (plan: integrity-check)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class FollowStats:
     alerts: int = 0
     retries: int = 0
     trimmed: int = 0
+    verifications: int = 0
+    rows_resynced: int = 0
     lag_samples_ms: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -95,6 +98,7 @@ class Follower:
         deadline = time.monotonic() + max_seconds if max_seconds else None
         self.stats.position = self.start_position()
         backoff = 0.0
+        self._last_verify = time.monotonic()
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 applied = self.step()
@@ -108,6 +112,7 @@ class Follower:
                 backoff = self._back_off(backoff, exc)
                 continue
             if not applied:
+                self._maybe_verify()
                 if until_caught_up:
                     break
                 self._stop.wait(self.options.poll_interval)
@@ -135,6 +140,18 @@ class Follower:
             self.trim()
         self._publish()
         return batch.changes
+
+    def _maybe_verify(self) -> None:
+        """The plan's integrity-check: when caught up and due, verify and resync what differs."""
+        every = self.options.verify_every
+        if every is None or time.monotonic() - self._last_verify < every:
+            return
+        from truelabel_db.verify.compare import verify
+
+        report = verify(self.source, self.url, repair=True)
+        self.stats.verifications += 1
+        self.stats.rows_resynced += sum(v.repaired for v in report.tables.values())
+        self._last_verify = time.monotonic()
 
     def _target(self) -> psycopg.Connection:
         if self._pg is None or self._pg.closed:
