@@ -210,3 +210,19 @@ def test_the_periodic_integrity_check_resyncs_a_row_damaged_behind_the_followers
     follower.close()
     assert stats.verifications == 1 and stats.rows_resynced == 1
     assert differences(live_legacy, pg) == {}
+
+
+def test_capture_status_shows_the_followers_figures(live_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    import json
+
+    from tests.fix_cli import run_cli
+
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 20, seed=12)
+    follower = Follower(live_legacy, pg_url)
+    follower.run(until_caught_up=True)
+    follower.close()
+    shown = run_cli("capture", "status", "--source", str(live_legacy), "--target", pg_url, "--json")
+    assert shown.code == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["follower"]["position"] == doc["last_seq"] and doc["follower"]["lag_rows"] == 0

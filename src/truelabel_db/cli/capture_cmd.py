@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -34,14 +34,25 @@ def install(
 
 
 @capture_app.command("status")
-def status(source: SourceOption, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Is capture installed, how far the changelog goes, whether the schema changed since."""
+def status(
+    source: SourceOption,
+    target: Annotated[Optional[str], typer.Option(envvar="TRUELABEL_TARGET_URL",
+                                                  help="Also show the follower's figures from this target.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Is capture installed, how far the changelog goes, the follower's lag, schema changes."""
     from truelabel_db.capture.changelog import capture_status
+    from truelabel_db.follow.state import follower_figures
 
     current = capture_status(source)
+    follower = follower_figures(target, source) if target else None
     if json_out:
-        emit_json(current.to_dict())
+        emit_json({**current.to_dict(), "follower": follower})
         return
+    if follower:
+        err.print(f"follower: position {follower['position']}, lag {follower['lag_ms']} ms / "
+                  f"{follower['lag_rows']} rows, {follower['rows_per_second']} rows/s, "
+                  f"{follower['changes_applied']:,} changes applied, last at {follower['applied_at']}")
     if not current.installed:
         err.print(f"capture is not installed in {source}")
         return

@@ -73,6 +73,7 @@ class Follower:
         self._stop = threading.Event()
         self._sqlite = sqlite_connect(source)
         self._pg: psycopg.Connection | None = None
+        self._published_lag: tuple[int, int] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,6 +129,8 @@ class Follower:
             raise translate_sqlite_error(exc, self.source) from exc
         self._measure_lag(batch.oldest_at_ms if batch else None)
         if batch is None:
+            if self._published_lag != (0, 0):
+                self._publish()  # caught up: say so once, not on every poll
             return 0
         started = time.perf_counter()
         apply_batch(self._target(), self.source_key, batch)
@@ -217,6 +220,7 @@ class Follower:
         return removed
 
     def _publish(self) -> None:
+        self._published_lag = (self.stats.lag_rows, self.stats.lag_ms)
         self._target().execute(
             "UPDATE truelabel_meta.follow_state SET lag_rows = %s, lag_ms = %s, rows_per_second = %s "
             "WHERE source_path = %s", (self.stats.lag_rows, self.stats.lag_ms, self.stats.rows_per_second,
