@@ -226,3 +226,26 @@ def test_capture_status_shows_the_followers_figures(live_legacy: Path, pg_url: s
     assert shown.code == 0, shown.stderr
     doc = json.loads(shown.stdout)
     assert doc["follower"]["position"] == doc["last_seq"] and doc["follower"]["lag_rows"] == 0
+
+
+def test_insert_or_replace_that_silently_deletes_a_clashing_row_is_followed(
+        live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path) -> None:
+    """SQLite's REPLACE deletes the row holding the same email without a delete trigger."""
+    _copy(live_legacy, pg_url, tmp_path)
+    app = sqlite3.connect(live_legacy)
+    email = "duplicado@example.com"
+    victim = insert(app, "users", email=email)
+    app.commit()
+    follower = Follower(live_legacy, pg_url)
+    follower.run(until_caught_up=True)
+    follower.close()
+    assert pg.execute("SELECT count(*) FROM users WHERE email = %s", (email,)).fetchone() == (1,)
+    newcomer = str(uuid.uuid4())
+    app.execute('INSERT OR REPLACE INTO users (id, email, password, name, role, "createdAt", "updatedAt") '
+                "VALUES (?, ?, 'x', 'Novo', 'BRAND', ?, ?)", (newcomer, email, NOW_MS, NOW_MS))
+    app.commit()
+    assert app.execute("SELECT count(*) FROM users WHERE id = ?", (victim,)).fetchone() == (0,)
+    follower = Follower(live_legacy, pg_url)
+    follower.run(until_caught_up=True)
+    follower.close()
+    assert differences(live_legacy, pg) == {}

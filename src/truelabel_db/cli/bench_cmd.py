@@ -43,3 +43,38 @@ def copy(
     err.print(view)
     for name, value in doc["ratios"].items():
         err.print(f"{name.replace('_', ' ')}: {value}")
+
+
+@bench_app.command("sync")
+def sync(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 1.0,
+    target: TargetOption = None,
+    seconds: Annotated[float, typer.Option(help="Length of each writer phase.")] = 5.0,
+    rate: Annotated[float, typer.Option(help="The steady writer's rate, writes/s.")] = 500.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Trigger overhead on the app, the follower's apply rate, and lag at a steady rate and in bursts."""
+    from truelabel_db.bench.sync_bench import run_sync_bench
+    from truelabel_db.legacy.generator import generate
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    base = work_dir / f"legacy-scale{scale:g}.db"
+    if not base.exists():
+        generate(base, scale)
+    admin_url = target or "postgresql://postgres@127.0.0.1:5432/postgres"
+    doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate).to_dict()
+    if json_out:
+        emit_json(doc)
+    view = Table("measure", "value")
+    view.add_row("writer, fastest, no capture", f"{doc['writer_max_rate_without_capture']:,} writes/s")
+    view.add_row("writer, fastest, with capture", f"{doc['writer_max_rate_with_capture']:,} writes/s")
+    view.add_row("trigger overhead", f"{doc['trigger_overhead']:.1%}")
+    view.add_row("follower apply rate (backlog)", f"{doc['apply_rate']:,} changes/s "
+                 f"({doc['backlog_changes']:,} in {doc['apply_seconds']} s; "
+                 f"{doc['apply_vs_fastest_writer']}× the fastest writer)")
+    for phase in ("steady", "burst"):
+        p = doc[phase]
+        view.add_row(f"lag while {phase} ({p['writer']['rate']:,} writes/s)",
+                     f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, max {p['max_ms']} ms")
+    err.print(view)

@@ -15,7 +15,7 @@ from typing import Any
 from truelabel_db.capture.changelog import CHANGELOG_TABLE, STATE_TABLE
 from truelabel_db.errors import SourceError
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.mapping import BY_LEGACY
+from truelabel_db.target.mapping import BY_LEGACY, TableMap
 from truelabel_db.target.transforms import decode_text
 
 
@@ -99,3 +99,14 @@ def fetch_current(conn: sqlite3.Connection, table: str, changes: TableChanges) -
         else:
             del changes.upserts[k]
             changes.deletes.add(k)
+
+
+def keys_present(conn: sqlite3.Connection, table: TableMap, keys: list[str]) -> set[str]:
+    """Which of ``keys`` (canonical target keys) still have a row in the legacy table."""
+    if not keys:
+        return set()
+    column = quote_ident(table.legacy_key)
+    marks = ", ".join("?" * len(keys))
+    rows = conn.execute(f"SELECT lower({column}) FROM {quote_ident(table.legacy)} "
+                        f"WHERE lower({column}) IN ({marks})", [k.lower() for k in keys])
+    return {str(r[0]) for r in rows}

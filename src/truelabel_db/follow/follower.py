@@ -24,7 +24,7 @@ import psycopg
 from truelabel_db.capture.changelog import CHANGELOG_TABLE, NOW_MS
 from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
-from truelabel_db.follow.batch import SchemaChanged, read_batch
+from truelabel_db.follow.batch import SchemaChanged, keys_present, read_batch
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.target.connection import connect
@@ -133,7 +133,8 @@ class Follower:
                 self._publish()  # caught up: say so once, not on every poll
             return 0
         started = time.perf_counter()
-        apply_batch(self._target(), self.source_key, batch)
+        apply_batch(self._target(), self.source_key, batch,
+                    lambda table, keys: keys_present(self._sqlite, table, keys))
         elapsed = max(time.perf_counter() - started, 1e-6)
         self.stats.position = batch.last_seq
         self.stats.changes_applied += batch.changes

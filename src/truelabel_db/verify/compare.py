@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.follow.apply import apply_table
-from truelabel_db.follow.batch import TableChanges, fetch_current
+from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.target.connection import connect
@@ -150,7 +150,7 @@ def _repair(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
     fetch_current(legacy, table.legacy, changes)
     with pg.transaction(), pg.cursor() as cur:
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
-        apply_table(cur, table, changes)
+        apply_table(cur, table, changes, lambda t, keys: keys_present(legacy, t, keys))
     return len(verdict.missing_in_target) + len(verdict.extra_in_target) + len(verdict.different)
 
 
