@@ -249,3 +249,55 @@ def test_insert_or_replace_that_silently_deletes_a_clashing_row_is_followed(
     follower.run(until_caught_up=True)
     follower.close()
     assert differences(live_legacy, pg) == {}
+
+
+def test_the_followers_figures_are_served_as_prometheus_metrics(live_legacy: Path, pg_url: str,
+                                                               tmp_path: Path) -> None:
+    import urllib.request
+
+    from truelabel_db.embedded import free_port
+    from truelabel_db.follow.metrics import serve
+
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 30, seed=13)
+    follower = Follower(live_legacy, pg_url)
+    follower.run(until_caught_up=True)
+    port = free_port()
+    server = serve(port, lambda: follower.stats)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        follower.close()
+    assert f"truelabel_follow_position {follower.stats.position}" in body
+    assert "truelabel_follow_lag_ms 0" in body and "# TYPE truelabel_follow_lag_rows gauge" in body
+
+
+def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> None:  # type: ignore[no-untyped-def]
+    legacy = tmp_path / "live.db"
+    generate(legacy, 0.01, seed=14)
+    install_capture(legacy)
+    url = cluster.create_database("follow_restart")
+    run_copy(legacy, url, CopyOptions(work_dir=tmp_path / "w"))
+    follower = Follower(legacy, url, FollowOptions(max_backoff=0.5))
+    runner = threading.Thread(target=lambda: follower.run(max_seconds=60))
+    runner.start()
+    _app_writes(legacy, 40, seed=15)
+    cluster.restart()
+    _app_writes(legacy, 40, seed=16)
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(url) as conn:
+            position = conn.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0]
+        last = sqlite3.connect(legacy).execute("SELECT max(seq) FROM _truelabel_changelog").fetchone()[0]
+        if position == last:
+            break
+        time.sleep(0.1)
+    follower.stop()
+    runner.join()
+    follower.close()
+    assert follower.stats.retries >= 1
+    with psycopg.connect(url) as conn:
+        assert differences(legacy, conn) == {}
