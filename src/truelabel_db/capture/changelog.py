@@ -15,6 +15,8 @@ A key change is recorded as the old key's delete and the new key's upsert.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +61,20 @@ def _triggers(table: TableMap, log: str) -> list[str]:
     ]
 
 
-def _write(path: Path) -> sqlite3.Connection:
+@contextmanager
+def _write_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction: waits (busy timeout) for the app, holds the lock briefly."""
     conn = connect(path, read_only=False)
-    return conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise translate_sqlite_error(exc, path) from exc
+    finally:
+        conn.close()
 
 
 def install_capture(path: Path) -> "CaptureStatus":
@@ -70,30 +83,20 @@ def install_capture(path: Path) -> "CaptureStatus":
     Safe while the app writes: the transaction waits (busy timeout) for the write lock, holds
     it for milliseconds, and the app's next write is already captured.
     """
-    conn = _write(path)
-    try:
+    with _write_lock(path) as conn:
         require_tables(read_schema(conn), [t.legacy for t in TABLES], path)
-        conn.execute("BEGIN IMMEDIATE")
         for statement in capture_ddl():
             conn.execute(statement)
-        conn.execute("COMMIT")
+    with _write_lock(path) as conn:  # the version *after* our own schema change
         version = conn.execute("PRAGMA schema_version").fetchone()[0]
         conn.execute(f"INSERT OR REPLACE INTO {quote_ident(STATE_TABLE)} VALUES ('schema_version', ?)",
                      (str(version),))
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise translate_sqlite_error(exc, path) from exc
-    finally:
-        conn.close()
     return capture_status(path)
 
 
 def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
     """Drop the triggers (and the changelog, unless asked to keep it), in one transaction."""
-    conn = _write(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with _write_lock(path) as conn:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
                                     "AND name LIKE ? ESCAPE '!'", (_like_prefix(),)).fetchall():
             conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
@@ -103,13 +106,6 @@ def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
             # SQLite keeps its sqlite_sequence table once created; our counter goes at least.
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
                 conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (CHANGELOG_TABLE,))
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise translate_sqlite_error(exc, path) from exc
-    finally:
-        conn.close()
 
 
 def _like_prefix() -> str:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from truelabel_db.capture.changelog import CHANGELOG_TABLE, STATE_TABLE
+from truelabel_db.copy.reader import fetch_by_keys
 from truelabel_db.errors import SourceError
 from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.target.mapping import BY_LEGACY, TableMap
-from truelabel_db.target.transforms import decode_text
 
 
 @dataclass
@@ -81,24 +81,14 @@ def _check_schema(conn: sqlite3.Connection) -> None:
 
 def fetch_current(conn: sqlite3.Connection, table: str, changes: TableChanges) -> None:
     """Fill in each upserted key's current row; a key whose row is gone becomes a delete."""
-    mapped = BY_LEGACY[table]
-    keys = list(changes.upserts)
-    conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in mapped.columns)
-    key = quote_ident(mapped.legacy_key)
-    found: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(keys), 500):
-        part = keys[start:start + 500]
-        for row in conn.execute(f"SELECT {key}, {columns} FROM {quote_ident(table)} "
-                                f"WHERE {key} IN ({', '.join('?' * len(part))})", part):
-            found[str(row[0])] = tuple(row[1:])
+    found = fetch_by_keys(conn, BY_LEGACY[table], list(changes.upserts))
     conn.text_factory = str
-    for k in keys:
-        if k in found:
-            changes.upserts[k] = found[k]
+    for key in list(changes.upserts):
+        if key in found:
+            changes.upserts[key] = found[key]
         else:
-            del changes.upserts[k]
-            changes.deletes.add(k)
+            del changes.upserts[key]
+            changes.deletes.add(key)
 
 
 def keys_present(conn: sqlite3.Connection, table: TableMap, keys: list[str]) -> set[str]:
