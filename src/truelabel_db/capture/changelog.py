@@ -62,7 +62,7 @@ def _triggers(table: TableMap, log: str) -> list[str]:
 
 
 @contextmanager
-def _write_lock(path: Path) -> Iterator[sqlite3.Connection]:
+def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
     """A ``BEGIN IMMEDIATE`` transaction: waits (busy timeout) for the app, holds the lock briefly."""
     conn = connect(path, read_only=False)
     try:
@@ -83,11 +83,11 @@ def install_capture(path: Path) -> "CaptureStatus":
     Safe while the app writes: the transaction waits (busy timeout) for the write lock, holds
     it for milliseconds, and the app's next write is already captured.
     """
-    with _write_lock(path) as conn:
+    with write_lock(path) as conn:
         require_tables(read_schema(conn), [t.legacy for t in TABLES], path)
         for statement in capture_ddl():
             conn.execute(statement)
-    with _write_lock(path) as conn:  # the version *after* our own schema change
+    with write_lock(path) as conn:  # the version *after* our own schema change
         version = conn.execute("PRAGMA schema_version").fetchone()[0]
         conn.execute(f"INSERT OR REPLACE INTO {quote_ident(STATE_TABLE)} VALUES ('schema_version', ?)",
                      (str(version),))
@@ -96,7 +96,7 @@ def install_capture(path: Path) -> "CaptureStatus":
 
 def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
     """Drop the triggers (and the changelog, unless asked to keep it), in one transaction."""
-    with _write_lock(path) as conn:
+    with write_lock(path) as conn:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
                                     "AND name LIKE ? ESCAPE '!'", (_like_prefix(),)).fetchall():
             conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")

@@ -1,0 +1,52 @@
+"""The fence: triggers that make every write to the old SQLite primary fail loudly.
+
+An app that honours the gate never needs it. One that does not (a forgotten cron job, a
+second deployment) would otherwise keep writing into a database that is no longer the primary
+and lose those writes silently; with the fence, its INSERT, UPDATE or DELETE aborts with a
+message that says where to write instead. Built-in SQL only, like the capture triggers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from truelabel_db.capture.changelog import write_lock
+from truelabel_db.sqlite_sql import quote_ident, quote_literal
+from truelabel_db.target.mapping import TABLES
+
+FENCE_PREFIX = "_truelabel_fence_"
+MESSAGE = "truelabel: this SQLite database is no longer the primary; write to PostgreSQL"
+
+
+def fence_ddl() -> list[str]:
+    statements = []
+    for table in TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            name = quote_ident(f"{FENCE_PREFIX}{table.legacy}_{event.lower()}")
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {event} ON {quote_ident(table.legacy)} "
+                f"BEGIN SELECT RAISE(ABORT, {quote_literal(MESSAGE)}); END")
+    return statements
+
+
+def install_fence(path: Path) -> None:
+    with write_lock(path) as conn:
+        for statement in fence_ddl():
+            conn.execute(statement)
+
+
+def remove_fence(path: Path) -> None:
+    with write_lock(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                 if r[0].startswith(FENCE_PREFIX)]
+        for name in names:
+            conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
+
+
+def fence_installed(path: Path) -> bool:
+    from truelabel_db.legacy.source import reading
+
+    with reading(path) as conn:
+        count = sum(1 for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                    if r[0].startswith(FENCE_PREFIX))
+    return count == 3 * len(TABLES)
