@@ -87,11 +87,15 @@ def install_capture(path: Path) -> "CaptureStatus":
         require_tables(read_schema(conn), [t.legacy for t in TABLES], path)
         for statement in capture_ddl():
             conn.execute(statement)
-    with write_lock(path) as conn:  # the version *after* our own schema change
-        version = conn.execute("PRAGMA schema_version").fetchone()[0]
-        conn.execute(f"INSERT OR REPLACE INTO {quote_ident(STATE_TABLE)} VALUES ('schema_version', ?)",
-                     (str(version),))
+        record_schema_version(conn)
     return capture_status(path)
+
+
+def record_schema_version(conn: sqlite3.Connection) -> None:
+    """Remember the schema as it is after our own DDL, so that only the app's changes count."""
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute(f"INSERT OR REPLACE INTO {quote_ident(STATE_TABLE)} VALUES ('schema_version', ?)",
+                 (str(version),))
 
 
 def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:

@@ -13,6 +13,7 @@ from truelabel_db.cli import (
     bench_cmd,
     capture_cmd,
     copy_cmd,
+    cutover_cmd,
     follow_cmd,
     legacy_cmd,
     quarantine_cmd,
@@ -29,6 +30,7 @@ copy_cmd.register(app)
 capture_cmd.register(app)
 follow_cmd.register(app)
 verify_cmd.register(app)
+cutover_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)

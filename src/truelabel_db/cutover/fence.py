@@ -8,9 +8,10 @@ message that says where to write instead. Built-in SQL only, like the capture tr
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from truelabel_db.capture.changelog import write_lock
+from truelabel_db.capture.changelog import STATE_TABLE, record_schema_version, write_lock
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
 from truelabel_db.target.mapping import TABLES
 
@@ -33,6 +34,8 @@ def install_fence(path: Path) -> None:
     with write_lock(path) as conn:
         for statement in fence_ddl():
             conn.execute(statement)
+        if has_capture(conn):
+            record_schema_version(conn)
 
 
 def remove_fence(path: Path) -> None:
@@ -41,6 +44,12 @@ def remove_fence(path: Path) -> None:
                  if r[0].startswith(FENCE_PREFIX)]
         for name in names:
             conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
+        if has_capture(conn):
+            record_schema_version(conn)
+
+
+def has_capture(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (STATE_TABLE,)).fetchone() is not None
 
 
 def fence_installed(path: Path) -> bool:

@@ -1,0 +1,37 @@
+"""``cutover``: the last phase alone, once ``follow`` has caught up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.output import emit_json, err
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cutover")(cutover)
+
+
+def cutover(
+    source: Annotated[Path, typer.Option(help="Legacy SQLite file (capture installed, followed).")],
+    target: TargetOption = None,
+    redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate.")] = "redis://127.0.0.1:6379/0",
+    primary_file: Annotated[Optional[Path], typer.Option(help="Also publish the primary in this JSON file.")] = None,
+    switch_cmd: Annotated[Optional[str], typer.Option(help="Command (no shell) that points the app at PostgreSQL.")] = None,
+    health_url: Annotated[Optional[str], typer.Option(help="Polled after the switch until it answers 200.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Gate, lock, marker, drain, verify, fence, switch, ungate: the write pause in milliseconds."""
+    from truelabel_db.cutover.run import CutoverOptions, cutover as run
+    from truelabel_db.target.connection import resolve_target
+
+    options = CutoverOptions(redis_url=redis, primary_file=primary_file, switch_cmd=switch_cmd,
+                             health_url=health_url)
+    report = run(source, resolve_target(target), options, say=lambda line: err.print(line))
+    if json_out:
+        emit_json(report.to_dict())
+    err.print(f"[green]PostgreSQL is the primary.[/] write pause {report.write_pause_ms:.0f} ms; "
+              f"{report.verified_rows} changed rows verified, {report.resynced_rows} resynced")

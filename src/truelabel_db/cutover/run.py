@@ -1,0 +1,200 @@
+"""The cutover, step by step, with the write pause measured from gate raised to gate lowered.
+
+1. catch up      the follower applies until the lag is small
+2. raise gate    the app stops starting writes (the pause starts)
+3. lock + fence  ``BEGIN IMMEDIATE`` waits for writes in flight, then in one transaction a
+                 marker goes into the changelog and the fence triggers go in: nothing can be
+                 written to SQLite after the marker
+4. drain         the follower applies until the marker itself is applied (it travels the same
+                 path as the data, so "drained" is proven, not assumed)
+5. verify        the rows the changelog still lists are compared, and resynced if they differ
+6. sequences     every sequence behind a mapped column is set past its column's maximum
+7. switch        the switch command runs, the new primary is published, the health URL polled
+8. lower gate    the app writes again, to PostgreSQL (the pause ends)
+
+Any failure before the switch is complete puts everything back: fence removed, primary still
+SQLite, gate lowered. The report gives each step's duration and the write pause.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg import sql
+
+from truelabel_db.capture.changelog import CHANGELOG_TABLE, record_schema_version, write_lock
+from truelabel_db.cutover.fence import fence_ddl, remove_fence
+from truelabel_db.cutover.gate import Gate, GateError, connect_redis
+from truelabel_db.errors import TrueLabelError
+from truelabel_db.follow import Follower, FollowOptions
+from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.target.connection import connect, describe
+from truelabel_db.target.mapping import TABLES
+
+
+class CutoverError(TrueLabelError):
+    exit_code = 10
+
+
+@dataclass(frozen=True)
+class CutoverOptions:
+    redis_url: str
+    primary_file: Path | None = None
+    switch_cmd: str | None = None
+    health_url: str | None = None
+    health_timeout: float = 30.0
+    max_lag_rows: int = 1_000
+    drain_timeout: float = 60.0
+    grace_ms: int = 100          # lets a write that passed the gate check just before finish
+    gate_ttl_ms: int = 30_000
+
+
+@dataclass
+class CutoverReport:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    write_pause_ms: float = 0.0
+    marker_seq: int = 0
+    verified_rows: int = 0
+    resynced_rows: int = 0
+    switched: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"steps": [{"step": s, "ms": round(ms, 1)} for s, ms in self.steps],
+                "write_pause_ms": round(self.write_pause_ms, 1), "marker_seq": self.marker_seq,
+                "verified_rows": self.verified_rows, "resynced_rows": self.resynced_rows,
+                "switched": self.switched}
+
+
+class _Run:
+    def __init__(self, source: Path, target_url: str, options: CutoverOptions,
+                 say: Callable[[str], None]) -> None:
+        self.source, self.url, self.options, self.say = source, target_url, options, say
+        self.report = CutoverReport()
+        self.gate = Gate(connect_redis(options.redis_url), options.primary_file)
+        self.follower = Follower(source, target_url, FollowOptions(poll_interval=0.002, trim_every=10**9))
+        self.fenced = False
+
+    def step(self, name: str, action: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = action()
+        ms = (time.perf_counter() - started) * 1000
+        self.report.steps.append((name, ms))
+        self.say(f"{name:<12} {ms:9.1f} ms")
+        return result
+
+    def run(self) -> CutoverReport:
+        try:
+            self.step("catch up", self.catch_up)
+            self.step("raise gate", lambda: self.gate.raise_(self.options.gate_ttl_ms))
+            pause_started = time.perf_counter()
+            self.step("lock+fence", self.lock_and_fence)
+            self.step("drain", self.drain)
+            self.step("verify", self.verify_changed)
+            self.step("sequences", self.set_sequences)
+            self.step("switch", self.switch)
+        except BaseException as exc:
+            self.undo()
+            if isinstance(exc, TrueLabelError):
+                raise CutoverError(f"cutover failed and was undone (SQLite is still the primary): {exc}") from exc
+            raise
+        finally:
+            self.follower.close()
+        self.step("lower gate", self.gate.lower)
+        self.report.write_pause_ms = (time.perf_counter() - pause_started) * 1000
+        return self.report
+
+    def catch_up(self) -> None:
+        while True:
+            stats = self.follower.run(until_caught_up=True)
+            if stats.lag_rows <= self.options.max_lag_rows:
+                return
+
+    def lock_and_fence(self) -> None:
+        time.sleep(self.options.grace_ms / 1000)
+        with write_lock(self.source) as conn:
+            self.report.marker_seq = conn.execute(
+                f"INSERT INTO {quote_ident(CHANGELOG_TABLE)} (tbl, op, pk) VALUES ('*', 'M', 'cutover') "
+                "RETURNING seq").fetchone()[0]
+            for statement in fence_ddl():
+                conn.execute(statement)
+            record_schema_version(conn)  # the fence is our DDL, not a change of the app's schema
+        self.fenced = True
+
+    def drain(self) -> None:
+        deadline = time.monotonic() + self.options.drain_timeout
+        while self.follower.stats.position < self.report.marker_seq:
+            if time.monotonic() > deadline:
+                raise CutoverError(f"the marker (seq {self.report.marker_seq}) was not applied within "
+                                   f"{self.options.drain_timeout:.0f} s")
+            self.follower.run(until_caught_up=True)
+
+    def verify_changed(self) -> None:
+        from truelabel_db.verify.keys import verify_keys
+
+        checked, resynced = verify_keys(self.source, self.url)
+        self.report.verified_rows, self.report.resynced_rows = checked, resynced
+
+    def set_sequences(self) -> None:
+        with connect(self.url, autocommit=True) as conn:
+            for table in TABLES:
+                rows = conn.execute(
+                    "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
+                    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                    (table.target, table.target)).fetchall()
+                for column, sequence in rows:
+                    if sequence:
+                        conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
+                            sql.Literal(sequence), sql.Identifier(column), sql.Identifier(table.target)))
+
+    def switch(self) -> None:
+        if self.options.switch_cmd:
+            done = subprocess.run(shlex.split(self.options.switch_cmd), capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=120)
+            if done.returncode != 0:
+                raise CutoverError(f"the switch command exited {done.returncode}: "
+                                   f"{(done.stderr or done.stdout).strip()[-200:]}")
+        self.gate.publish_primary("postgresql", describe(self.url))
+        self.report.switched = True
+        if self.options.health_url:
+            self.wait_healthy(self.options.health_url)
+
+    def wait_healthy(self, url: str) -> None:
+        deadline = time.monotonic() + self.options.health_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+                    last = f"HTTP {response.status}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise CutoverError(f"{url} did not turn healthy within {self.options.health_timeout:.0f} s ({last})")
+
+    def undo(self) -> None:
+        """Back to SQLite as the primary, writable; the follower's state is untouched."""
+        if self.report.switched:
+            self.gate.publish_primary("sqlite", str(self.source.resolve()))
+            self.report.switched = False
+        if self.fenced:
+            remove_fence(self.source)
+            self.fenced = False
+        try:
+            self.gate.lower()
+        except GateError:
+            pass  # it expires by itself
+        self.say("undone: SQLite is the primary and writable again")
+
+
+def cutover(source: Path, target_url: str, options: CutoverOptions,
+            say: Callable[[str], None] = lambda _: None) -> CutoverReport:
+    return _Run(source, target_url, options, say).run()
+
+
