@@ -78,3 +78,35 @@ def sync(
         view.add_row(f"lag while {phase} ({p['writer']['rate']:,} writes/s)",
                      f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, max {p['max_ms']} ms")
     err.print(view)
+
+
+@bench_app.command("cutover")
+def cutover_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    target: TargetOption = None,
+    redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    runs: Annotated[int, typer.Option()] = 3,
+    rate: Annotated[float, typer.Option(help="The gated writer's rate, writes/s.")] = 500.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The write pause (p100 over several runs), each step's time, and the writer's failed writes."""
+    from truelabel_db.bench.cutover_bench import run_cutover_bench
+    from truelabel_db.legacy.generator import generate
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    base = work_dir / f"legacy-scale{scale:g}.db"
+    if not base.exists():
+        generate(base, scale)
+    admin_url = target or "postgresql://postgres@127.0.0.1:5432/postgres"
+    doc = run_cutover_bench(base, admin_url, redis, work_dir / "cutover", runs=runs, rate=rate).to_dict()
+    if json_out:
+        emit_json(doc)
+    steps = list(doc["runs"][0]["steps"]) if doc["runs"] else []
+    view = Table("run", "pause ms", *steps, "writes", "failed", "retried", "longest wait ms")
+    for r in doc["runs"]:
+        view.add_row(str(r["run"]), f"{r['write_pause_ms']:.0f}", *(f"{r['steps'][s]:.0f}" for s in steps),
+                     f"{r['writes_sqlite'] + r['writes_postgres']:,}", str(r["failed_writes"]),
+                     str(r["retried_writes"]), f"{r['longest_wait_ms']:.0f}")
+    err.print(view)
+    err.print(f"write pause p100: {doc['write_pause_p100_ms']} ms; failed writes: {doc['failed_writes']}")

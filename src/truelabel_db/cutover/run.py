@@ -110,9 +110,11 @@ class _Run:
         return self.report
 
     def catch_up(self) -> None:
+        """Apply until the backlog is small; the app keeps writing, so "none" may never come."""
+        self.follower.stats.position = self.follower.start_position()
         while True:
-            stats = self.follower.run(until_caught_up=True)
-            if stats.lag_rows <= self.options.max_lag_rows:
+            applied = self.follower.step()
+            if self.follower.stats.lag_rows - applied <= self.options.max_lag_rows:
                 return
 
     def lock_and_fence(self) -> None:

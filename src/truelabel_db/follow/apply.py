@@ -48,11 +48,11 @@ def apply_table(cur: psycopg.Cursor[Any], table: TableMap, changes: TableChanges
     converted = convert_rows(table, list(changes.upserts.values()))
     good = [r for r in converted.rows if r.line is not None]
     gone = set(changes.deletes) | {str(r.record.legacy_key) for r in converted.rows if r.record}
-    target_keys = _target_keys(table, gone)
+    keys_gone = target_keys(table, gone)
     key = sql.Identifier(table.primary_key[0])
-    if target_keys:
+    if keys_gone:
         cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(sql.Identifier(table.target), key),
-                    (target_keys,))
+                    (keys_gone,))
     _resolve_quarantine(cur, table, list(changes.upserts) + list(changes.deletes))
     quarantined: list[QuarantineRecord] = converted.quarantined
     for record in quarantined:
@@ -62,10 +62,10 @@ def apply_table(cur: psycopg.Cursor[Any], table: TableMap, changes: TableChanges
         _stage(cur, table, b"".join(r.line for r in good if r.line))
         _remove_replaced(cur, table, source_has)
         _upsert(cur, table)
-    return len(good) + len(target_keys)
+    return len(good) + len(keys_gone)
 
 
-def _target_keys(table: TableMap, legacy_keys: set[str]) -> list[Any]:
+def target_keys(table: TableMap, legacy_keys: set[str]) -> list[Any]:
     """Legacy keys in the target's type; a key that cannot convert was never in PostgreSQL."""
     column = table.column_for_target(table.primary_key[0])
     out = []

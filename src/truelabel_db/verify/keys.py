@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.capture.changelog import CHANGELOG_TABLE
-from truelabel_db.follow.apply import apply_table
+from truelabel_db.follow.apply import apply_table, target_keys
 from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.sqlite_sql import quote_ident
@@ -37,11 +37,11 @@ def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableM
     fetch_current(legacy, table.legacy, changes)
     left = {k: canonical_legacy(table, row) for k, row in changes.upserts.items()}
     index = [c.target for c in table.columns].index(table.primary_key[0])
-    query = sql.SQL("SELECT {} FROM {} WHERE {}::text = ANY(%s)").format(
+    query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
         sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns), sql.Identifier(table.target),
         sql.Identifier(table.primary_key[0]))
     right: dict[str, Any] = {}
-    for row in pg.execute(query, ([k.lower() for k in keys],)):
+    for row in pg.execute(query, (target_keys(table, keys),)):  # typed keys: the index is used
         canonical = canonical_target(table, row)
         right[str(canonical[index])] = canonical
     differing = set()
