@@ -11,8 +11,38 @@ from truelabel_db.cli.copy_cmd import TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 
+fence_app = typer.Typer(no_args_is_help=True, help="The fence: triggers that refuse writes to the old primary.")
+
+
 def register(app: typer.Typer) -> None:
     app.command("cutover")(cutover)
+    app.add_typer(fence_app, name="fence")
+
+
+@fence_app.command("install")
+def fence_install(source: Annotated[Path, typer.Option(help="Legacy SQLite file.")]) -> None:
+    """Refuse every write to the legacy file (done by cutover; by hand only to recover)."""
+    from truelabel_db.cutover.fence import install_fence
+
+    install_fence(source)
+    err.print(f"fence installed: writes to {source} now fail")
+
+
+@fence_app.command("remove")
+def fence_remove(source: Annotated[Path, typer.Option(help="Legacy SQLite file.")]) -> None:
+    """Let writes into the legacy file again (after an interrupted cutover, or a rollback)."""
+    from truelabel_db.cutover.fence import remove_fence
+
+    remove_fence(source)
+    err.print(f"fence removed: {source} accepts writes")
+
+
+@fence_app.command("status")
+def fence_status(source: Annotated[Path, typer.Option(help="Legacy SQLite file.")]) -> None:
+    """Is the fence up?"""
+    from truelabel_db.cutover.fence import fence_installed
+
+    err.print("fence installed" if fence_installed(source) else "no fence")
 
 
 def cutover(
