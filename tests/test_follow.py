@@ -301,3 +301,19 @@ def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> 
     assert follower.stats.retries >= 1
     with psycopg.connect(url) as conn:
         assert differences(legacy, conn) == {}
+
+
+def test_the_follower_waits_out_an_app_holding_the_sqlite_lock(live_legacy: Path, pg_url: str,
+                                                               pg: psycopg.Connection, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _copy(live_legacy, pg_url, tmp_path)
+    _app_writes(live_legacy, 20, seed=17)
+    monkeypatch.setenv("TRUELABEL_BUSY_TIMEOUT_MS", "100")
+    holder = sqlite3.connect(live_legacy, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(1.0, holder.rollback).start()
+    follower = Follower(live_legacy, pg_url, FollowOptions(max_backoff=0.3))
+    stats = follower.run(until_caught_up=True)
+    follower.close()
+    assert stats.retries >= 1
+    assert differences(live_legacy, pg) == {}
