@@ -59,7 +59,7 @@ def test_a_gated_writer_loses_nothing_and_fails_nothing_through_cutover(
     assert sorted(ids) == sorted(ledger.committed)  # every committed write, exactly once
     assert report.switched and report.write_pause_ms > 0 and report.marker_seq > 0
     assert [s for s, _ in report.steps] == ["catch up", "raise gate", "lock+fence", "drain", "verify",
-                                            "sequences", "switch", "lower gate"]
+                                            "sequences", "reverse capture", "switch", "lower gate"]
     assert fence_installed(followed)
     assert AppGate(redis_url=redis_url).current_primary().kind == "postgresql"
     assert not AppGate(redis_url=redis_url).is_read_only()
@@ -88,3 +88,33 @@ def test_redis_unreachable_stops_the_cutover_before_it_touches_anything(followed
     with pytest.raises(GateError, match="unreachable"):
         cutover(followed, pg_url, CutoverOptions(redis_url="redis://127.0.0.1:1/0"))
     assert not fence_installed(followed)
+
+
+def test_rollback_after_cutover_brings_every_postgresql_write_back_to_sqlite(
+        followed: Path, pg_url: str, redis_url: str, pg: psycopg.Connection) -> None:
+    from truelabel_db.cutover.reverse import rollback
+
+    thread, stop, ledger = _writer(followed, pg_url, redis_url)
+    try:
+        time.sleep(0.3)
+        cutover(followed, pg_url, CutoverOptions(redis_url=redis_url))
+        time.sleep(0.5)
+        user = str(pg.execute("SELECT id FROM users WHERE role = 'LABORATORY' LIMIT 1").fetchone()[0])
+        pg.execute("UPDATE users SET name = 'Depois do corte', updated_at = now() WHERE id = %s", (user,))
+        gone = str(pg.execute("DELETE FROM qr_code_access WHERE id = (SELECT id FROM qr_code_access "
+                              "ORDER BY id LIMIT 1) RETURNING id").fetchone()[0])
+        report = rollback(followed, pg_url, redis_url)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join()
+    assert ledger.failed == [] and ledger.postgres_writes and report.replayed >= len(ledger.postgres_writes)
+    legacy = sqlite3.connect(followed)
+    marks = ", ".join("?" * len(ledger.committed))
+    assert legacy.execute(f"SELECT count(*) FROM qr_code_accesses WHERE id IN ({marks})",
+                          ledger.committed).fetchone()[0] == len(ledger.committed)
+    assert legacy.execute("SELECT name, role FROM users WHERE id = ?", (user,)).fetchone() == ("Depois do corte", "LAB")
+    assert legacy.execute("SELECT count(*) FROM qr_code_accesses WHERE id = ?", (gone,)).fetchone() == (0,)
+    assert not fence_installed(followed)
+    app = AppGate(redis_url=redis_url)
+    assert app.current_primary().kind == "sqlite" and not app.is_read_only()

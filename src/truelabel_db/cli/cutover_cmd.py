@@ -16,7 +16,26 @@ fence_app = typer.Typer(no_args_is_help=True, help="The fence: triggers that ref
 
 def register(app: typer.Typer) -> None:
     app.command("cutover")(cutover)
+    app.command("rollback")(rollback)
     app.add_typer(fence_app, name="fence")
+
+
+def rollback(
+    source: Annotated[Path, typer.Option(help="The legacy SQLite file to make the primary again.")],
+    target: TargetOption = None,
+    redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate.")] = "redis://127.0.0.1:6379/0",
+    primary_file: Annotated[Optional[Path], typer.Option(help="Also publish the primary in this JSON file.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """After cutover: replay PostgreSQL's writes into SQLite, lift the fence, switch back."""
+    from truelabel_db.cutover.reverse import rollback as run
+    from truelabel_db.target.connection import resolve_target
+
+    report = run(source, resolve_target(target), redis, primary_file, say=lambda line: err.print(line))
+    if json_out:
+        emit_json(report.to_dict())
+    err.print(f"[green]SQLite is the primary again.[/] {report.replayed} rows replayed; "
+              f"write pause {report.write_pause_ms:.0f} ms")
 
 
 @fence_app.command("install")

@@ -9,6 +9,7 @@
                  path as the data, so "drained" is proven, not assumed)
 5. verify        the rows the changelog still lists are compared, and resynced if they differ
 6. sequences     every sequence behind a mapped column is set past its column's maximum
+   reverse capture  PostgreSQL's own changes are recorded from here on (for ``rollback``)
 7. switch        the switch command runs, the new primary is published, the health URL polled
 8. lower gate    the app writes again, to PostgreSQL (the pause ends)
 
@@ -79,6 +80,7 @@ class _Run:
         self.gate = Gate(connect_redis(options.redis_url), options.primary_file)
         self.follower = Follower(source, target_url, FollowOptions(poll_interval=0.002, trim_every=10**9))
         self.fenced = False
+        self.reverse_capturing = False
 
     def step(self, name: str, action: Callable[[], object]) -> object:
         started = time.perf_counter()
@@ -97,6 +99,7 @@ class _Run:
             self.step("drain", self.drain)
             self.step("verify", self.verify_changed)
             self.step("sequences", self.set_sequences)
+            self.step("reverse capture", self.start_reverse_capture)
             self.step("switch", self.switch)
         except BaseException as exc:
             self.undo()
@@ -154,6 +157,15 @@ class _Run:
                         conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
                             sql.Literal(sequence), sql.Identifier(column), sql.Identifier(table.target)))
 
+    def start_reverse_capture(self) -> None:
+        """From now on PostgreSQL's changes are recorded, so that a rollback loses nothing."""
+        from truelabel_db.cutover.reverse import install_reverse_capture
+
+        with connect(self.url, autocommit=True) as conn:
+            conn.execute("TRUNCATE truelabel_meta.reverse_changelog")
+            install_reverse_capture(conn)
+        self.reverse_capturing = True
+
     def switch(self) -> None:
         if self.options.switch_cmd:
             done = subprocess.run(shlex.split(self.options.switch_cmd), capture_output=True, text=True,
@@ -188,6 +200,12 @@ class _Run:
         if self.fenced:
             remove_fence(self.source)
             self.fenced = False
+        if self.reverse_capturing:
+            from truelabel_db.cutover.reverse import remove_reverse_capture
+
+            with connect(self.url, autocommit=True) as conn:
+                remove_reverse_capture(conn)
+            self.reverse_capturing = False
         try:
             self.gate.lower()
         except GateError:
