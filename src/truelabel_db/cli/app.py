@@ -16,6 +16,7 @@ from truelabel_db.cli import (
     cutover_cmd,
     follow_cmd,
     legacy_cmd,
+    migrate_cmd,
     quarantine_cmd,
     schema_cmd,
     verify_cmd,
@@ -31,6 +32,7 @@ capture_cmd.register(app)
 follow_cmd.register(app)
 verify_cmd.register(app)
 cutover_cmd.register(app)
+migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)

@@ -106,3 +106,12 @@ CREATE TABLE IF NOT EXISTS truelabel_meta.follow_state (
     rows_per_second double precision,
     changes_applied bigint NOT NULL DEFAULT 0
 );
+
+-- `migrate`'s checkpoints: a rerun skips what is recorded here.
+CREATE TABLE IF NOT EXISTS truelabel_meta.migrate_checkpoints (
+    source_path  text NOT NULL,
+    step         text NOT NULL,
+    detail       jsonb NOT NULL DEFAULT '{}',
+    done_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_path, step)
+);

@@ -1,0 +1,73 @@
+"""``migrate``: the whole sequence under a live writer, checkpointed and resumable."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from truelabel_db.bench.gated_writer import WriterLedger, gated_writer
+from truelabel_db.capture import capture_status
+from truelabel_db.client import AppGate
+from truelabel_db.cutover.gate import Gate, connect_redis
+from truelabel_db.legacy.generator import generate
+from truelabel_db.migrate import STEPS, MigrateError, MigrateOptions, migrate
+
+
+@pytest.fixture
+def legacy(tmp_path: Path, redis_url: str) -> Path:
+    path = tmp_path / "prod.db"
+    generate(path, 0.01, seed=31)
+    Gate(connect_redis(redis_url)).publish_primary("sqlite", str(path))
+    return path
+
+
+def test_migrate_under_a_gated_writer_loses_and_fails_nothing(legacy: Path, pg_url: str, redis_url: str,
+                                                              pg: psycopg.Connection, tmp_path: Path) -> None:
+    stop, ledger = threading.Event(), WriterLedger()
+    writer = threading.Thread(target=gated_writer, daemon=True,
+                              args=(legacy, pg_url, AppGate(redis_url=redis_url), 200, stop, ledger))
+    writer.start()
+    try:
+        time.sleep(0.2)
+        report = migrate(legacy, pg_url, MigrateOptions(redis_url=redis_url, work_dir=tmp_path / "m"))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join()
+    assert report.done == list(STEPS) and ledger.failed == []
+    found = pg.execute("SELECT count(*) FROM qr_code_access WHERE id = ANY(%s::uuid[])",
+                       (ledger.committed,)).fetchone()[0]
+    assert found == len(ledger.committed) > 0
+    assert Path(report.details["backup"]["path"]).exists()
+    assert AppGate(redis_url=redis_url).current_primary().kind == "postgresql"
+    again = migrate(legacy, pg_url, MigrateOptions(redis_url=redis_url, work_dir=tmp_path / "m"))
+    assert again.done == [] and again.skipped == list(STEPS)
+
+
+def test_a_failed_cutover_leaves_the_app_on_sqlite_and_a_rerun_resumes_there(
+        legacy: Path, pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    failing = MigrateOptions(redis_url=redis_url, work_dir=tmp_path / "m", switch_cmd="false")
+    with pytest.raises(MigrateError, match="stopped at cutover"):
+        migrate(legacy, pg_url, failing)
+    app = AppGate(redis_url=redis_url)
+    assert app.current_primary().kind == "sqlite" and not app.is_read_only()
+    sqlite3.connect(legacy).execute("UPDATE users SET name = 'ainda SQLite'").connection.commit()
+    fixed = migrate(legacy, pg_url, MigrateOptions(redis_url=redis_url, work_dir=tmp_path / "m"))
+    assert fixed.skipped == list(STEPS[:-1]) and fixed.done == ["cutover"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT DISTINCT name FROM users").fetchall() == [("ainda SQLite",)]
+
+
+def test_capture_installed_by_a_run_that_fails_before_the_copy_comes_out(
+        legacy: Path, redis_url: str, tmp_path: Path) -> None:
+    from truelabel_db.migrate import _Migration
+
+    run = _Migration(legacy, "postgresql://unused", MigrateOptions(redis_url=redis_url), lambda _: None)
+    run.step_capture()
+    run.undo(["backup", "schema", "capture"])
+    assert not capture_status(legacy).installed
