@@ -71,3 +71,34 @@ def test_capture_installed_by_a_run_that_fails_before_the_copy_comes_out(
     run.step_capture()
     run.undo(["backup", "schema", "capture"])
     assert not capture_status(legacy).installed
+
+
+def test_migrate_killed_between_steps_resumes_from_its_last_checkpoint(legacy: Path, pg_url: str, redis_url: str,
+                                                                        tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "truelabel_db", "migrate", "--source", str(legacy), "--target", pg_url,
+            "--redis", redis_url, "--work-dir", str(tmp_path / "m"), "--json"]
+    victim = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    done: set[str] = set()
+    while time.monotonic() < deadline and victim.poll() is None and "copy" not in done:
+        try:
+            with psycopg.connect(pg_url) as conn:
+                done = {r[0] for r in conn.execute("SELECT step FROM truelabel_meta.migrate_checkpoints")}
+        except psycopg.Error:
+            pass
+        time.sleep(0.02)
+    assert victim.poll() is None, "migrate finished before it could be killed"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    import json
+
+    report = json.loads(rerun.stdout)
+    assert {"backup", "schema", "capture", "copy"} <= set(report["skipped"])
+    assert report["done"][-1] == "cutover"
