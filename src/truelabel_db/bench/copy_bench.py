@@ -170,15 +170,22 @@ def bench_sqlite_read(legacy: Path) -> Contender:
                      None, "our reader without PostgreSQL")
 
 
-def run_copy_bench(scale: float, admin_url: str, workers: int, work_dir: Path) -> CopyBenchResult:
-    """Generate (or reuse) a clean legacy file at ``scale`` and measure every contender on it."""
+def clean_legacy(work_dir: Path, scale: float) -> Path:
+    """The clean generated legacy file every benchmark of a scale shares, made once."""
     from truelabel_db.legacy.generator import generate
 
     work_dir.mkdir(parents=True, exist_ok=True)
     legacy = work_dir / f"legacy-scale{scale:g}.db"
     if not legacy.exists():
         generate(legacy, scale, dirty=False)
+    return legacy
+
+
+def run_copy_bench(scale: float, admin_url: str, workers: int, work_dir: Path) -> CopyBenchResult:
+    """Generate (or reuse) a clean legacy file at ``scale`` and measure every contender on it."""
     from truelabel_db.legacy.source import reading
+
+    legacy = clean_legacy(work_dir, scale)
 
     with reading(legacy) as conn:
         tables = [r[0] for r in conn.execute(

@@ -11,6 +11,7 @@ from rich.table import Table
 from truelabel_db.cli.copy_cmd import TargetOption
 from truelabel_db.cli.output import emit_json, err
 
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the reference tools.")
 
 
@@ -29,7 +30,7 @@ def copy(
     """Our copy vs pgloader vs PostgreSQL's own COPY on the same clean legacy file."""
     from truelabel_db.bench.copy_bench import run_copy_bench
 
-    admin_url = target or "postgresql://postgres@127.0.0.1:5432/postgres"
+    admin_url = target or DEFAULT_ADMIN_URL
     result = run_copy_bench(scale, admin_url, workers, work_dir)
     if json_out:
         emit_json(result.to_dict())
@@ -55,14 +56,10 @@ def sync(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Trigger overhead on the app, the follower's apply rate, and lag at a steady rate and in bursts."""
+    from truelabel_db.bench.copy_bench import clean_legacy
     from truelabel_db.bench.sync_bench import run_sync_bench
-    from truelabel_db.legacy.generator import generate
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    base = work_dir / f"legacy-scale{scale:g}.db"
-    if not base.exists():
-        generate(base, scale)
-    admin_url = target or "postgresql://postgres@127.0.0.1:5432/postgres"
+    base, admin_url = clean_legacy(work_dir, scale), target or DEFAULT_ADMIN_URL
     doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate).to_dict()
     if json_out:
         emit_json(doc)
@@ -91,14 +88,10 @@ def cutover_bench(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The write pause (p100 over several runs), each step's time, and the writer's failed writes."""
+    from truelabel_db.bench.copy_bench import clean_legacy
     from truelabel_db.bench.cutover_bench import run_cutover_bench
-    from truelabel_db.legacy.generator import generate
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    base = work_dir / f"legacy-scale{scale:g}.db"
-    if not base.exists():
-        generate(base, scale)
-    admin_url = target or "postgresql://postgres@127.0.0.1:5432/postgres"
+    base, admin_url = clean_legacy(work_dir, scale), target or DEFAULT_ADMIN_URL
     doc = run_cutover_bench(base, admin_url, redis, work_dir / "cutover", runs=runs, rate=rate).to_dict()
     if json_out:
         emit_json(doc)
