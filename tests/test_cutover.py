@@ -118,3 +118,28 @@ def test_rollback_after_cutover_brings_every_postgresql_write_back_to_sqlite(
     assert not fence_installed(followed)
     app = AppGate(redis_url=redis_url)
     assert app.current_primary().kind == "sqlite" and not app.is_read_only()
+
+
+def test_postgresql_restarting_during_the_drain_is_waited_out(tmp_path: Path, cluster, redis_url: str,  # type: ignore[no-untyped-def]
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from truelabel_db.cutover import run as cutover_module
+
+    legacy = tmp_path / "live.db"
+    generate(legacy, 0.01, seed=22)
+    install_capture(legacy)
+    url = cluster.create_database("cutover_restart")
+    run_copy(legacy, url, CopyOptions(work_dir=tmp_path / "w"))
+    Gate(connect_redis(redis_url)).publish_primary("sqlite", str(legacy))
+    sqlite3.connect(legacy).execute("UPDATE users SET name = 'antes da reinicialização'").connection.commit()
+    original = cutover_module._Run.drain
+
+    def drain_across_a_restart(self):  # type: ignore[no-untyped-def]
+        cluster.restart()
+        return original(self)
+
+    monkeypatch.setattr(cutover_module._Run, "drain", drain_across_a_restart)
+    report = cutover(legacy, url, CutoverOptions(redis_url=redis_url))
+    assert report.switched
+    with psycopg.connect(url) as conn:
+        assert differences(legacy, conn) == {}
+        assert conn.execute("SELECT DISTINCT name FROM users").fetchall() == [("antes da reinicialização",)]

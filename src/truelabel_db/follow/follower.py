@@ -30,6 +30,10 @@ from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.target.connection import connect
 
 
+class NothingToFollow(TargetError):
+    """No finished copy with a changelog position: there is no starting point."""
+
+
 @dataclass(frozen=True)
 class FollowOptions:
     batch_size: int = 5_000
@@ -88,7 +92,7 @@ class Follower:
         copied = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
                             "ORDER BY run_id DESC LIMIT 1").fetchone()
         if copied is None or copied[0] is None:
-            raise TargetError("nothing to follow from: copy the legacy file with capture installed first "
+            raise NothingToFollow("nothing to follow from: copy the legacy file with capture installed first "
                               "(`truelabel-db capture install`, then `truelabel-db copy`)")
         pg.execute("INSERT INTO truelabel_meta.follow_state (source_path, position) VALUES (%s, %s) "
                    "ON CONFLICT DO NOTHING", (self.source_key, int(copied[0])))
@@ -97,15 +101,21 @@ class Follower:
     def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> FollowStats:
         """Apply batches until stopped (or caught up, or out of time)."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
-        self.stats.position = self.start_position()
         backoff = 0.0
         self._last_verify = time.monotonic()
+        started = False
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
+                if not started:  # the committed position, read again after any reconnect
+                    self.stats.position = self.start_position()
+                    started = True
                 applied = self.step()
                 backoff = 0.0
             except (psycopg.OperationalError, TargetError) as exc:
+                if isinstance(exc, NothingToFollow):
+                    raise
                 backoff = self._back_off(backoff, exc)
+                started = False
                 continue
             except SourceError as exc:
                 if isinstance(exc, SchemaChanged):
