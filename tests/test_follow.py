@@ -317,3 +317,15 @@ def test_the_follower_waits_out_an_app_holding_the_sqlite_lock(live_legacy: Path
     follower.close()
     assert stats.retries >= 1
     assert differences(live_legacy, pg) == {}
+
+
+def test_a_wal_mode_file_is_refused_rather_than_followed_unsafely(live_legacy: Path, pg_url: str,
+                                                                   tmp_path: Path) -> None:
+    from truelabel_db.errors import SourceError
+
+    _copy(live_legacy, pg_url, tmp_path)
+    sqlite3.connect(live_legacy).execute("PRAGMA journal_mode = WAL").fetchone()
+    follower = Follower(live_legacy, pg_url)
+    with pytest.raises(SourceError, match="WAL mode"):
+        follower.run(until_caught_up=True)
+    follower.close()
