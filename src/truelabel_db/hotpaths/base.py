@@ -20,7 +20,7 @@ BRAND_FIELDS = ("id", "name", "email")
 VALIDATION_FIELDS = ("id", "product_id", "status", "type", "validated_at", "created_at")
 QUEUE_FIELDS = ("id", "product_id", "priority", "status", "category", "assigned_to_id",
                 "due_date", "created_at")
-SCANNED_FIELDS = ("id", "name", "brand", "status", "qr_code")
+SCANNED_FIELDS = ("id", "name", "brand", "status", "qr_code", "user_id")
 SEARCH_FIELDS = ("id", "name", "brand", "category", "status")
 OPEN_QUEUE_STATUSES = ("PENDING", "ASSIGNED", "IN_PROGRESS")
 PRIORITY_ORDER = ("LOW", "NORMAL", "HIGH", "URGENT")
@@ -54,6 +54,12 @@ class HotPaths(Protocol):
 
     def scan(self, scan: Scan) -> Record | None:
         """Look a product up by QR code and record the scan; None for an unknown code."""
+        ...
+
+    def product_by_qr(self, qr_code: str) -> Record | None: ...
+
+    def record_scan(self, scan: Scan) -> None:
+        """The write alone, for a caller that looked the product up in its cache."""
         ...
 
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:

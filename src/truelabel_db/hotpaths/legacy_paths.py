@@ -144,15 +144,21 @@ class LegacyHotPaths:
 
     # -- the scan write path ---------------------------------------------------------------
     def scan(self, scan: Scan) -> Record | None:
-        conn = self._conn()
-        rows = conn.execute(f"SELECT {_cols('products', SCANNED_FIELDS)} FROM {_table('products')} "
-                            f"WHERE {_col('products', 'qr_code')} = ?", (scan.qr_code,)).fetchall()
-        fields = ("id", "qr_code", "ip_address", "user_agent", "accessed_at")
-        conn.execute(f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', fields)}) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     (str(uuid.uuid4()), scan.qr_code, scan.ip_address, scan.user_agent,
-                      to_epoch_ms(scan.moment())))
+        product = self.product_by_qr(scan.qr_code)
+        self.record_scan(scan)
+        return product
+
+    def product_by_qr(self, qr_code: str) -> Record | None:
+        rows = self._rows(f"SELECT {_cols('products', SCANNED_FIELDS)} FROM {_table('products')} "
+                          f"WHERE {_col('products', 'qr_code')} = ?", (qr_code,))
         return legacy_record("products", SCANNED_FIELDS, rows[0]) if rows else None
+
+    def record_scan(self, scan: Scan) -> None:
+        fields = ("id", "qr_code", "ip_address", "user_agent", "accessed_at")
+        self._conn().execute(f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', fields)}) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             (str(uuid.uuid4()), scan.qr_code, scan.ip_address, scan.user_agent,
+                              to_epoch_ms(scan.moment())))
 
     # -- QR scan analytics -----------------------------------------------------------------
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:

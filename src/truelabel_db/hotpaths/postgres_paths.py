@@ -120,6 +120,16 @@ class PostgresHotPaths:
             (scan.qr_code, scan.ip_address, scan.user_agent, scan.moment(), scan.qr_code))
         return target_record("products", SCANNED_FIELDS, rows[0]) if rows else None
 
+    def product_by_qr(self, qr_code: str) -> Record | None:
+        rows = self._rows(sql.SQL("SELECT {} FROM products WHERE qr_code = %s").format(_cols(SCANNED_FIELDS)),
+                          (qr_code,))
+        return target_record("products", SCANNED_FIELDS, rows[0]) if rows else None
+
+    def record_scan(self, scan: Scan) -> None:
+        self._rows(sql.SQL("INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
+                           "VALUES (%s, %s, %s, %s) RETURNING 1"),
+                   (scan.qr_code, scan.ip_address, scan.user_agent, scan.moment()))
+
     # -- QR scan analytics -----------------------------------------------------------------
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:
         start, end = window(days, now)
