@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fix_db import drop_database, make_database
-from truelabel_db.copy import CopyOptions, run_copy
+from tests.fix_twin import Pair
 from truelabel_db.hotpaths import LegacyHotPaths, PostgresHotPaths, Scan, open_hot_paths
-from truelabel_db.legacy.generator import generate
 
 
 class Twin:
@@ -39,19 +37,10 @@ class Twin:
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
-    folder = tmp_path_factory.mktemp("hot")
-    path = folder / "legacy.db"
-    generate(path, 0.05, seed=21)
-    name = f"tl_test_{uuid.uuid4().hex[:12]}"
-    url = make_database(name)
-    try:
-        run_copy(path, url, CopyOptions(work_dir=folder / "w", workers=2))
-        twin = Twin(path, url)
-        yield twin
-        twin.close()
-    finally:
-        drop_database(name)
+def twin(shared_pair: Pair) -> Iterator[Twin]:
+    twin = Twin(shared_pair.legacy, shared_pair.url)
+    yield twin
+    twin.close()
 
 
 def test_the_product_list_has_each_product_with_its_validations_and_brand(twin: Twin) -> None:

@@ -11,6 +11,7 @@ import typer
 
 from truelabel_db.cli import (
     bench_cmd,
+    cache_cmd,
     capture_cmd,
     copy_cmd,
     cutover_cmd,
@@ -19,6 +20,7 @@ from truelabel_db.cli import (
     migrate_cmd,
     quarantine_cmd,
     schema_cmd,
+    serve_cmd,
     verify_cmd,
 )
 from truelabel_db.cli.output import err
@@ -36,6 +38,8 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+serve_cmd.register(app)
+cache_cmd.register(app)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
