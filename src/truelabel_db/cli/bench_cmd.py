@@ -103,3 +103,67 @@ def cutover_bench(
                      str(r["retried_writes"]), f"{r['longest_wait_ms']:.0f}")
     err.print(view)
     err.print(f"write pause p100: {doc['write_pause_p100_ms']} ms; failed writes: {doc['failed_writes']}")
+
+
+@bench_app.command("queries")
+def queries(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    budget: Annotated[float, typer.Option(help="Seconds per path and contender (at least 3 runs).")] = 8.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Each hot path on SQLite (the app's N+1, best SQL, best SQL + indexes) and on PostgreSQL."""
+    from truelabel_db.bench.queries_bench import PLAN, run_queries_bench
+
+    result = run_queries_bench(scale, target or DEFAULT_ADMIN_URL, work_dir, budget=budget,
+                               progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    doc = result.to_dict()
+    if json_out:
+        emit_json(doc)
+    err.print(f"scale {scale:g}: " + ", ".join(f"{n:,} {t}" for t, n in doc["rows"].items()))
+    view = Table("hot path", "SQLite app (N+1)", "SQLite best SQL", "SQLite + indexes", "PostgreSQL",
+                 "improvement vs app", "plan")
+    for path, entry in doc["paths"].items():
+        cells = [f"{entry[c]['median_ms']:,.1f} / {entry[c]['p99_ms']:,.1f}" for c in result.contenders]
+        plan = entry.get("plan")
+        plan_text = (f"{PLAN[path][0]:,.0f} → {PLAN[path][1]:,.0f} ms, ≥{plan['improvement']:.0%}: "
+                     f"{'met' if plan['met'] else 'NOT met'}") if plan else "-"
+        view.add_row(path, *cells, f"{entry['improvement_vs_app']:.1%}", plan_text)
+    err.print("median / p99 in ms")
+    err.print(view, width=180)
+
+
+@bench_app.command("load")
+def load(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the cache runs (flushed!).")] =
+        "redis://127.0.0.1:6379/12",
+    concurrency: Annotated[int, typer.Option(help="Clients of the main runs.")] = 200,
+    duration: Annotated[float, typer.Option(help="Seconds of each main run.")] = 30.0,
+    sweep_seconds: Annotated[float, typer.Option(help="Seconds of each step of the concurrency sweep.")] = 5.0,
+    workers: Annotated[int, typer.Option(help="Service worker processes.")] = 2,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Requests/s and latency through `serve` on SQLite and PostgreSQL, cache off and on."""
+    from truelabel_db.bench.load_bench import run_load_bench
+
+    doc = run_load_bench(scale, target or DEFAULT_ADMIN_URL, redis_url, work_dir, concurrency=concurrency,
+                         duration=duration, sweep_seconds=sweep_seconds, workers=workers,
+                         progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    if json_out:
+        emit_json(doc)
+    view = Table("database", "cache", "mix", "clients", "req/s", "writes/s", "p50 ms", "p99 ms", "errors")
+    for r in doc["runs"]:
+        view.add_row(r["database"], "on" if r["cache"] else "off", r["mix"], str(r["concurrency"]),
+                     f"{r['rps']:,.0f}", f"{r['write_tps']:,.0f}", f"{r['p50_ms']:,.1f}", f"{r['p99_ms']:,.1f}",
+                     f"{r['errors']:,}")
+    err.print(view, width=180)
+    sustained = Table("database", "cache", "mix", f"clients with p99 < {doc['p99_bound_ms']:.0f} ms",
+                      "req/s there", "writes/s there", "p99 ms")
+    for s in doc["sustained"]:
+        sustained.add_row(s["database"], "on" if s["cache"] else "off", s["mix"], str(s["concurrency"]),
+                          f"{s['rps']:,.0f}", f"{s['write_tps']:,.0f}", str(s["p99_ms"]))
+    err.print(sustained, width=180)

@@ -67,7 +67,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return {"status": "ok", "database": current.paths.kind, "primary_epoch": current.epoch,
                 "switches": backend().switches, "gate_waits": backend().gate_waits,
                 "cache": {"enabled": current.cache is not None, "hit_ratio": hit_ratios(stats)},
-                "jobs": {"runs": state["jobs"].runs, "failures": state["jobs"].failures},
+                "jobs": {"runs": state["jobs"].runs, "failures": state["jobs"].failures,
+                         "warmed_at": state["jobs"].warmed_at()},
                 "pid": os.getpid()}
 
     @app.get("/products", summary="The newest products with their validations and brand")

@@ -8,9 +8,12 @@ never wait for it.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable
 
+import redis
 from psycopg import sql
 
 from truelabel_db.cache.warming import Warmer
@@ -19,6 +22,14 @@ from truelabel_db.hotpaths.cached import CachedHotPaths
 from truelabel_db.service.backend import Backend
 
 REFRESH_LOCK = 0x74_6C_64_62  # "tldb": one refresher at a time across processes
+WARM_CLAIM, WARMED_AT = "tl:cache:warming", "tl:cache:warmed_at"
+
+
+def _claim(client: redis.Redis, key: str, seconds: float) -> bool:
+    try:
+        return bool(client.set(key, str(os.getpid()), nx=True, px=max(1, int(seconds * 1000))))
+    except redis.RedisError:
+        return True  # no Redis to agree through: warming twice is only wasted work
 
 
 def refresh_dashboard(paths: PostgresHotPaths) -> bool:
@@ -76,10 +87,28 @@ class Jobs:
         return refreshed
 
     def warm(self) -> object:
-        served = self.backend.current.served
-        if isinstance(served, CachedHotPaths):
-            return Warmer(served).warm()
-        return None
+        """One worker warms per interval; the others find the values in Redis."""
+        current = self.backend.current
+        if not isinstance(current.served, CachedHotPaths):
+            return None
+        l2 = current.cache.l2 if current.cache is not None else None
+        if l2 is not None and l2.available and not _claim(l2.client, WARM_CLAIM, self.config.warm_interval / 2):
+            return None
+        warmed = Warmer(current.served).warm()
+        if l2 is not None:
+            l2.client.set(WARMED_AT, str(time.time()))
+        return warmed
+
+    def warmed_at(self) -> float | None:
+        """When any worker last finished warming this cache (None: never, or no Redis)."""
+        cache = self.backend.current.cache
+        if cache is None or cache.l2 is None:
+            return None
+        try:
+            value = cache.l2.client.get(WARMED_AT)
+        except redis.RedisError:
+            return None
+        return float(value) if value else None
 
     def purge(self) -> int:
         cache = self.backend.current.cache
