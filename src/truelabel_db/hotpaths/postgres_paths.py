@@ -35,7 +35,7 @@ from truelabel_db.hotpaths.base import (
     window,
     with_details,
 )
-from truelabel_db.hotpaths.shape import Record, json_ready, target_record
+from truelabel_db.hotpaths.shape import Record, json_ready, target_record, target_records
 from truelabel_db.target.connection import describe, redact
 
 PoolOrUrl = ConnectionPool | str
@@ -88,29 +88,33 @@ class PostgresHotPaths:
 
     # -- the product list and detail -------------------------------------------------------
     def product_list(self, limit: int = 1000) -> list[Record]:
-        page = sql.SQL("SELECT id FROM products ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
-        return self._detailed(page, {"limit": limit},
-                              sql.SQL(" ORDER BY created_at DESC, id DESC"))
+        return self._detailed(sql.SQL("SELECT {} FROM products ORDER BY created_at DESC, id DESC LIMIT %s")
+                              .format(_cols(PRODUCT_FIELDS)), (limit,))
 
     def product(self, product_id: str) -> Record | None:
         if not _is_uuid(product_id):
             return None  # no such id can exist here; the legacy side answers the same
-        detailed = self._detailed(sql.SQL("SELECT %(id)s::uuid"), {"id": product_id}, sql.SQL(""))
+        detailed = self._detailed(sql.SQL("SELECT {} FROM products WHERE id = %s").format(_cols(PRODUCT_FIELDS)),
+                                  (product_id,))
         return detailed[0] if detailed else None
 
-    def _detailed(self, page: sql.Composable, params: dict[str, Any], order: sql.Composable) -> list[Record]:
-        queries = (
-            sql.SQL("SELECT {} FROM products WHERE id IN ({})").format(_cols(PRODUCT_FIELDS), page) + order,
-            sql.SQL("SELECT {} FROM validations WHERE product_id IN ({})").format(_cols(VALIDATION_FIELDS), page),
-            sql.SQL("SELECT {} FROM users WHERE id IN (SELECT user_id FROM products WHERE id IN ({}))")
-            .format(_cols(BRAND_FIELDS), page),
-        )
-        with self.pool.connection() as conn, conn.pipeline():
-            cursors = [conn.execute(q, params) for q in queries]
-            products, validations, brands = (c.fetchall() for c in cursors)
-        return with_details([target_record("products", PRODUCT_FIELDS, r) for r in products],
-                            [target_record("validations", VALIDATION_FIELDS, r) for r in validations],
-                            [target_record("users", BRAND_FIELDS, r) for r in brands])
+    def _detailed(self, page: sql.Composable, params: Sequence[Any]) -> list[Record]:
+        """The page, then its relations by key (two index lookups, pipelined in one round trip)."""
+        with self.pool.connection() as conn:
+            products = conn.execute(page, params).fetchall()
+            if not products:
+                return []
+            ids = [r[0] for r in products]
+            owners = list({r[PRODUCT_FIELDS.index("user_id")] for r in products})
+            with conn.pipeline():
+                validations = conn.execute(sql.SQL("SELECT {} FROM validations WHERE product_id = ANY(%s)")
+                                           .format(_cols(VALIDATION_FIELDS)), (ids,))
+                brands = conn.execute(sql.SQL("SELECT {} FROM users WHERE id = ANY(%s)")
+                                      .format(_cols(BRAND_FIELDS)), (owners,))
+                validation_rows, brand_rows = validations.fetchall(), brands.fetchall()
+        return with_details(target_records("products", PRODUCT_FIELDS, products),
+                            target_records("validations", VALIDATION_FIELDS, validation_rows),
+                            target_records("users", BRAND_FIELDS, brand_rows))
 
     # -- the scan write path ---------------------------------------------------------------
     def scan(self, scan: Scan) -> Record | None:
