@@ -290,7 +290,8 @@ def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with psycopg.connect(url) as conn:
-            position = conn.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0]
+            row = conn.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()
+        position = row[0] if row else None   # the follower may not have recorded a state yet
         last = sqlite3.connect(legacy).execute("SELECT max(seq) FROM _truelabel_changelog").fetchone()[0]
         if position == last:
             break
