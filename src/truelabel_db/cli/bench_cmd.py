@@ -10,6 +10,7 @@ from rich.table import Table
 
 from truelabel_db.cli.copy_cmd import TargetOption
 from truelabel_db.cli.output import emit_json, err
+from truelabel_db.errors import ConfigError
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the reference tools.")
@@ -52,6 +53,7 @@ def sync(
     target: TargetOption = None,
     seconds: Annotated[float, typer.Option(help="Length of each writer phase.")] = 5.0,
     rate: Annotated[float, typer.Option(help="The steady writer's rate, writes/s.")] = 500.0,
+    journal: Annotated[str, typer.Option(help="The legacy file's journal mode: delete or wal.")] = "delete",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -60,7 +62,10 @@ def sync(
     from truelabel_db.bench.sync_bench import run_sync_bench
 
     base, admin_url = clean_legacy(work_dir, scale), target or DEFAULT_ADMIN_URL
-    doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate).to_dict()
+    if journal not in ("delete", "wal"):
+        raise ConfigError("--journal must be delete or wal")
+    doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate,
+                         journal=journal).to_dict()
     if json_out:
         emit_json(doc)
     view = Table("measure", "value")
