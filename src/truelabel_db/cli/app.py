@@ -16,8 +16,11 @@ from truelabel_db.cli import (
     cutover_cmd,
     follow_cmd,
     legacy_cmd,
+    maintain_cmd,
     migrate_cmd,
+    monitor_cmd,
     quarantine_cmd,
+    replica_cmd,
     schema_cmd,
     verify_cmd,
 )
@@ -36,6 +39,9 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+monitor_cmd.register(app)
+maintain_cmd.register(app)
+replica_cmd.register(app)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
