@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.maintain.runner import Limits, giving_way
+from truelabel_db.maintain.runner import RETRY_PAUSES, Limits, giving_way
 from truelabel_db.monitor.partitions import (
     DEFAULT_AHEAD_MONTHS,
     DEFAULT_RETENTION_MONTHS,
@@ -117,21 +117,22 @@ def partman_parents(conn: psycopg.Connection, schema: str) -> set[str]:
     return {name.split(".", 1)[1] for (name,) in names if name.startswith(schema + ".")}
 
 
-def execute_plan(conn: psycopg.Connection, plan: PartitionPlan, schema: str = "public") -> dict[str, Any]:
+def execute_plan(conn: psycopg.Connection, plan: PartitionPlan, schema: str = "public",
+                 pauses: tuple[float, ...] = RETRY_PAUSES) -> dict[str, Any]:
     """Carry out ``plan`` on an autocommit connection, each step giving way to the app."""
     gave_way = 0
     for part in plan.finalize:
         gave_way += giving_way(lambda p=part: conn.execute(sql.SQL(
             "ALTER TABLE {} DETACH PARTITION {} FINALIZE").format(
-            sql.Identifier(p.schema, p.parent), p.qualified)))
+            sql.Identifier(p.schema, p.parent), p.qualified)), pauses=pauses)
         if plan.cutoff and part.upper and part.upper <= plan.cutoff:  # someone else's detach: keep
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part.qualified))
     for parent, month in plan.create:
         gave_way += giving_way(lambda pa=parent, m=month: conn.execute(
             "SELECT truelabel_meta.ensure_month_partitions(%s::regclass, %s, %s)",
-            (sql.Identifier(schema, pa).as_string(conn), m, m)))
+            (sql.Identifier(schema, pa).as_string(conn), m, m)), pauses=pauses)
     for part in plan.detach:
-        gave_way += giving_way(lambda p=part: _detach(conn, p))
+        gave_way += giving_way(lambda p=part: _detach(conn, p), pauses=pauses)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part.qualified))
     return {**plan.to_dict(), "gave_way": gave_way}
 
@@ -160,4 +161,4 @@ class PartitionMaintenance:
     def run(self, conn: psycopg.Connection) -> dict[str, Any]:
         plan = plan_partitions(conn, self.clock(), ahead=self.ahead, retention=self.retention,
                                schema=self.schema)
-        return execute_plan(conn, plan, self.schema)
+        return execute_plan(conn, plan, self.schema, self.limits.retry_pauses)

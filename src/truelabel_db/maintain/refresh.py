@@ -41,7 +41,7 @@ class RefreshViews:
             mode = sql.SQL("CONCURRENTLY" if populated[0] else "")
             statement = sql.SQL("REFRESH MATERIALIZED VIEW {} {}").format(
                 mode, sql.Identifier(self.schema, view))
-            giving_way(lambda s=statement: conn.execute(s))
+            giving_way(lambda s=statement: conn.execute(s), pauses=self.limits.retry_pauses)
             done[view] = "concurrently" if populated[0] else "first population"
         return {"views": done}
 

@@ -40,7 +40,7 @@ class Reindex:
         for schema, leaf in leaves:
             statement = sql.SQL("REINDEX TABLE CONCURRENTLY {}.{}").format(
                 sql.Identifier(schema), sql.Identifier(leaf))
-            gave_way += giving_way(lambda s=statement: conn.execute(s),
+            gave_way += giving_way(lambda s=statement: conn.execute(s), pauses=self.limits.retry_pauses,
                                    before_retry=lambda: dropped.extend(drop_invalid_leftovers(conn)))
         return {"tables_reindexed": len(leaves), "leftovers_dropped": dropped, "gave_way": gave_way}
 
@@ -48,9 +48,11 @@ class Reindex:
 def leaf_tables_of(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
     """The table itself, or for a partitioned table each partition that holds rows."""
     rows = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_partition_tree(to_regclass(%s)) t "
-        "JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE t.isleaf AND c.relkind = 'r' ORDER BY 1, 2",
+        "WITH t AS (SELECT to_regclass(%s) AS oid) "
+        "SELECT n.nspname, c.relname FROM t, LATERAL (SELECT t.oid UNION "
+        "  SELECT relid FROM pg_partition_tree(t.oid)) tree (relid) "
+        "JOIN pg_class c ON c.oid = tree.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' ORDER BY 1, 2",
         (sql.Identifier(schema, table).as_string(conn),)).fetchall()
     return [(r[0], r[1]) for r in rows]
 

@@ -40,6 +40,7 @@ class Limits:
 
     lock_timeout_ms: int = 2_000
     statement_timeout_ms: int = 30 * 60_000
+    retry_pauses: tuple[float, ...] = RETRY_PAUSES  # seconds between attempts after giving way
 
 
 class Job(Protocol):
@@ -162,8 +163,8 @@ def session_limits(conn: psycopg.Connection, limits: Limits) -> Iterator[None]:
                 conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
-def giving_way(action: Callable[[], None], *, pauses: tuple[float, ...] = RETRY_PAUSES,
-               before_retry: Callable[[], None] | None = None) -> int:
+def giving_way(action: Callable[[], object], *, pauses: tuple[float, ...] = RETRY_PAUSES,
+               before_retry: Callable[[], object] | None = None) -> int:
     """Run ``action``; when it gave up waiting for a lock, pause and try again, a few times.
 
     Returns how many times it had to give way. The last failure propagates: the job records
