@@ -45,7 +45,12 @@ def run(
             if not isinstance(chosen, PartitionMaintenance):
                 raise ConfigError("--dry-run is for the partitions job")
             plan = plan_partitions(conn, datetime.now(timezone.utc), ahead=ahead, retention=retention)
-            emit_json(plan.to_dict()) if json_out else err.print(plan.to_dict())
+            if json_out:
+                emit_json(plan.to_dict())
+                return
+            for key, value in plan.to_dict().items():
+                shown = ", ".join(value) if isinstance(value, list) else value
+                err.print(f"{key.replace('_', ' ')}: {shown or '-'}")
             return
         result = run_job(conn, chosen, wait=wait)
     if json_out:

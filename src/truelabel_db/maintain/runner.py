@@ -92,9 +92,9 @@ def run_job(conn: psycopg.Connection, job: Job, *, wait: bool = False) -> JobRes
     ensure_run_table(conn)
     started = time.perf_counter()
     if not _acquire(conn, job.name, wait):
-        run_id = _record(conn, job.name, "skipped", _holder(conn, job.name))
-        return JobResult(job.name, "skipped", run_id, time.perf_counter() - started,
-                         _holder(conn, job.name))
+        holder = _holder(conn, job.name)
+        run_id = _record(conn, job.name, "skipped", holder)
+        return JobResult(job.name, "skipped", run_id, time.perf_counter() - started, holder)
     try:
         run_id = _record(conn, job.name, "running", {})
         with session_limits(conn, job.limits):
