@@ -155,3 +155,21 @@ def test_vacuum_analyze_also_analyzes_the_partitioned_parents(schema_pg: psycopg
     inherited = schema_pg.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'qr_code_access' "
                                   "AND inherited").fetchone()[0]
     assert inherited > 0  # autovacuum never gathers these for a parent
+
+
+def test_maintain_on_the_command_line_runs_skips_and_plans(schema_pg: psycopg.Connection, pg_url: str) -> None:
+    import json
+
+    from tests.fix_cli import run_cli
+
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        _hold_job(other, "refresh-views")
+        skipped = run_cli("maintain", "run", "refresh-views", "--target", pg_url)
+    done = run_cli("maintain", "run", "refresh-views", "--target", pg_url, "--json")
+    plan = run_cli("maintain", "run", "partitions", "--dry-run", "--json", "--target", pg_url)
+
+    assert skipped.code == 0 and "skipped" in skipped.stderr and "--wait" in skipped.stderr
+    assert done.code == 0 and json.loads(done.stdout)["status"] == "done"
+    assert plan.code == 0 and "qr_code_access" in " ".join(json.loads(plan.stdout)["create"])
+    history = json.loads(run_cli("maintain", "history", "--json", "--target", pg_url).stdout)
+    assert [r["status"] for r in history] == ["done", "skipped"]

@@ -3,10 +3,11 @@ how far behind does a replica fall under load — in one run, on a private clust
 
 A clean legacy file of the chosen scale is copied into a private PostgreSQL cluster. Then, while
 the app load (``pg_app_load``, its own process) runs at a steady rate, each phase measures the
-app's p50/p99: without maintenance (twice, first and last, so that the difference between the
-two says what noise is) and with each job running back to back for the whole phase. Before the
-``partitions`` phase, a year of old monthly partitions with rows is attached so that the job has
-real detaching and dropping to do while the app writes into the same table.
+app's p50/p99: without maintenance (three times: first, in the middle and last, so that their
+spread says what noise is) and with each job running back to back for the whole phase. Before
+the ``partitions`` phase, a year of monthly partitions with rows from 2000 is added and the
+retention set just past the generated data, so that the job detaches and drops those twelve
+while the app writes into the same table, and no generated row.
 
 Bloat: copies of ``products`` lose a known fraction of their rows (spread over every page);
 the statistics-based estimate is set beside pgstattuple's exact measure. Replica: a streaming
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,13 @@ import psycopg
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.embedded import EmbeddedCluster, free_port
 from truelabel_db.maintain.jobs import job_named
+from truelabel_db.maintain.partitions import PartitionMaintenance
 from truelabel_db.maintain.runner import run_job
 from truelabel_db.monitor.bloat import bloat_of
 from truelabel_db.monitor.replication import replica_lag_seconds
 from truelabel_db.replicas.add import add_replica
 
-JOBS = ("vacuum-analyze", "reindex", "partitions", "refresh-views")
+PHASES = (None, "vacuum-analyze", "reindex", None, "partitions", "refresh-views", None)  # None: no job
 BLOAT_FRACTIONS = (0.1, 0.3, 0.5)
 CLUSTER_SETTINGS = {"shared_buffers": "256MB", "max_wal_size": "2GB", "checkpoint_timeout": "15min"}
 
@@ -67,7 +70,8 @@ def _finish(load: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def measure_phase(url: str, job: str | None, rate: float, seconds: float) -> dict[str, Any]:
+def measure_phase(url: str, job: str | None, rate: float, seconds: float,
+                  retention: int = 6) -> dict[str, Any]:
     """The app's latency for ``seconds`` while ``job`` (if any) runs back to back."""
     load = app_load(url, rate, seconds)
     runs: list[float] = []
@@ -77,22 +81,31 @@ def measure_phase(url: str, job: str | None, rate: float, seconds: float) -> dic
     if job is not None:
         with psycopg.connect(url, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                result = run_job(conn, job_named(job))
+                chosen = job_named(job)
+                if isinstance(chosen, PartitionMaintenance):
+                    chosen.retention = retention
+                result = run_job(conn, chosen)
                 runs.append(round(result.seconds, 3))
                 statuses.add(result.status if result.status != "failed" else f"failed: {result.error}")
     return {"job": job, "app": _finish(load), "job_runs": len(runs),
             "job_seconds_first": runs[0] if runs else None, "job_statuses": sorted(statuses)}
 
 
-def add_old_partitions(url: str, months: int = 12, rows_per_month: int = 20_000) -> None:
-    """A year of scans from long ago, in their own partitions: the retention job's work."""
+def add_old_partitions(url: str, months: int = 12, rows_per_month: int = 20_000) -> int:
+    """A year of scans from 2000, in their own partitions: the retention job's work.
+
+    Returns the retention (months) that keeps every generated row and drops only these.
+    """
     with psycopg.connect(url, autocommit=True) as conn:
+        oldest = conn.execute("SELECT min(accessed_at) FROM qr_code_access").fetchone()[0]
         conn.execute("SELECT truelabel_meta.ensure_month_partitions('qr_code_access', "
-                     "'2020-01-01', '2020-01-01'::timestamptz + %s * interval '1 month' - interval '1 day')",
+                     "'2000-01-01', '2000-01-01'::timestamptz + %s * interval '1 month' - interval '1 day')",
                      (months,))
         conn.execute("INSERT INTO qr_code_access (qr_code, accessed_at) SELECT 'OLD-' || g %% 100, "
-                     "'2020-01-01'::timestamptz + (g %% (%s * 28)) * interval '1 day' "
+                     "'2000-01-01'::timestamptz + (g %% (%s * 28)) * interval '1 day' "
                      "FROM generate_series(1, %s) g", (months, months * rows_per_month))
+    now = datetime.now(timezone.utc)
+    return (now.year - oldest.year) * 12 + now.month - oldest.month + 1
 
 
 def bloat_against_truth(url: str, fractions: tuple[float, ...] = BLOAT_FRACTIONS) -> list[dict[str, Any]]:
@@ -172,13 +185,14 @@ def run_maintenance_bench(legacy: Path, scale: float, work_dir: Path, *, rate: f
         with psycopg.connect(url, autocommit=True) as conn:
             run_job(conn, job_named("refresh-views"))
             run_job(conn, job_named("vacuum-analyze"))
+            conn.execute("CHECKPOINT")
+        _finish(app_load(url, rate, 5.0))  # warm-up, not recorded
         result = MaintenanceBenchResult(scale, copied.totals.written, rate)
-        result.phases.append(measure_phase(url, None, rate, seconds))
-        for job in JOBS:
+        retention = 6
+        for job in PHASES:
             if job == "partitions":
-                add_old_partitions(url)
-            result.phases.append(measure_phase(url, job, rate, seconds))
-        result.phases.append(measure_phase(url, None, rate, seconds))
+                retention = add_old_partitions(url)
+            result.phases.append(measure_phase(url, job, rate, seconds, retention))
         result.bloat = bloat_against_truth(url)
         result.replica = replica_lag_under_load(url, base / "replica", rate, seconds)
         return result

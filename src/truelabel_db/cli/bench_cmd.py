@@ -127,7 +127,7 @@ def maintenance_bench(
         view.add_row(p["job"] or "no maintenance", f"{a['rate']:,}", f"{a['p50_ms']}", f"{a['p99_ms']}",
                      f"{a['max_ms']}", str(a["failed"]), str(p["job_runs"]), str(p["job_seconds_first"] or "-"))
     err.print(view)
-    err.print(f"p99 noise (two runs without maintenance): {doc['p99_noise_ms']} ms")
+    err.print(f"p99 spread over the runs without maintenance (noise): {doc['p99_noise_ms']} ms")
     bloat = Table("rows deleted", "pgstattuple %", "estimate %", "estimate before delete %", "table MB")
     for b in doc["bloat"]:
         bloat.add_row(f"{b['deleted']:.0%}", str(b["pgstattuple_pct"]), str(b["estimate_pct"]),
