@@ -10,6 +10,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.fix_cli import run_cli
 from truelabel_db.embedded import EmbeddedCluster, free_port
+from truelabel_db.maintain import refresh_dashboard
 from truelabel_db.monitor.indexes import index_report
 from truelabel_db.monitor.metrics import scrape, serve
 from truelabel_db.monitor.migration_lag import migration_lag
@@ -73,6 +74,7 @@ def test_migration_lag_reads_what_the_follower_recorded(schema_pg: psycopg.Conne
 
 def test_the_metrics_endpoint_serves_every_report(schema_pg: psycopg.Connection, pg_url: str) -> None:
     schema_pg.execute("INSERT INTO qr_code_access (qr_code, accessed_at) VALUES ('QR', '2001-01-01')")
+    refresh_dashboard(schema_pg)
     port = free_port()
     server = serve(port, lambda: scrape(pg_url))
     try:
@@ -85,6 +87,8 @@ def test_the_metrics_endpoint_serves_every_report(schema_pg: psycopg.Connection,
     assert "truelabel_pg_stat_statements_available 0.0" in body
     assert "truelabel_replicas_connected 0.0" in body
     assert "# TYPE truelabel_cache_hit_ratio gauge" in body
+    assert 'truelabel_maintenance_failures_last_day{job="refresh-views"} 0.0' in body
+    assert 'truelabel_maintenance_seconds_since_success{job="refresh-views"}' in body
 
 
 def test_monitor_all_as_json(schema_pg: psycopg.Connection, pg_url: str) -> None:
@@ -92,7 +96,7 @@ def test_monitor_all_as_json(schema_pg: psycopg.Connection, pg_url: str) -> None
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert set(document) >= {"slow-queries", "bloat", "indexes", "partitions", "cache-hit",
-                             "replication", "migration-lag", "errors"}
+                             "replication", "migration-lag", "maintenance", "errors"}
     assert document["errors"] == {}
     assert {p["parent"] for p in document["partitions"]} == {"qr_code_access", "analytics_events"}
 

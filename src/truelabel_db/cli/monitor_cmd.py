@@ -57,6 +57,7 @@ for _name, _doc in (
     ("cache-hit", "Share of reads served from shared buffers."),
     ("replication", "Replicas streaming from this primary and their lag (or this replica's own lag)."),
     ("migration-lag", "The migration follower's lag, as it recorded it."),
+    ("maintenance", "Each maintenance job's last run and the time since it last succeeded."),
 ):
     _command(_name, _doc)
 

@@ -103,7 +103,20 @@ def migration_lag(rows: list[Any]) -> None:
                   f"last apply {f.seconds_since_apply} s ago")
 
 
+def maintenance(rows: list[Any]) -> None:
+    if not rows:
+        err.print("no maintenance job has run against this database")
+        return
+    view = Table("job", "last run", "started", "since last success s", "failures (24 h)")
+    for j in rows:
+        view.add_row(j.job, j.last_status, j.last_started[:19],
+                     "-" if j.seconds_since_success is None else f"{j.seconds_since_success:,.0f}",
+                     str(j.failures_last_day))
+    err.print(view)
+
+
 RENDERERS: dict[str, Callable[[Any], None]] = {
     "slow-queries": slow_queries, "bloat": bloat, "indexes": indexes, "partitions": partitions,
     "cache-hit": cache_hit, "replication": replication, "migration-lag": migration_lag,
+    "maintenance": maintenance,
 }

@@ -45,6 +45,8 @@ HELP = {
     "truelabel_replica_lag_bytes": "WAL bytes a standby has not replayed",
     "truelabel_replica_replay_lag_seconds": "A standby's replay lag as the primary sees it",
     "truelabel_replica_own_lag_seconds": "How stale reads on this replica may be",
+    "truelabel_maintenance_seconds_since_success": "Seconds since the job last finished successfully",
+    "truelabel_maintenance_failures_last_day": "Failed runs of the job in the last 24 hours",
     "truelabel_follow_lag_ms": "The migration follower's lag",
     "truelabel_follow_lag_rows": "Changelog rows the migration follower has not applied",
 }
@@ -72,6 +74,10 @@ def samples(snapshot: Snapshot) -> Iterable[Sample]:
             if value is not None:
                 yield "truelabel_cache_hit_ratio", {"scope": scope}, value
     yield from _replication(s.get("replication"))
+    for j in s.get("maintenance") or []:
+        if j.seconds_since_success is not None:
+            yield "truelabel_maintenance_seconds_since_success", {"job": j.job}, j.seconds_since_success
+        yield "truelabel_maintenance_failures_last_day", {"job": j.job}, float(j.failures_last_day)
     for f in s.get("migration-lag") or []:
         if f.lag_ms is not None:
             yield "truelabel_follow_lag_ms", {"source": f.source}, float(f.lag_ms)

@@ -15,6 +15,7 @@ import psycopg
 from truelabel_db.monitor.bloat import bloat_report
 from truelabel_db.monitor.cache_hit import cache_hit
 from truelabel_db.monitor.indexes import index_report
+from truelabel_db.monitor.maintenance import maintenance_health
 from truelabel_db.monitor.migration_lag import migration_lag
 from truelabel_db.monitor.partitions import partition_health
 from truelabel_db.monitor.replication import replication_report
@@ -30,6 +31,7 @@ REPORTS: dict[str, Callable[[psycopg.Connection], Any]] = {
     "cache-hit": cache_hit,
     "replication": replication_report,
     "migration-lag": migration_lag,
+    "maintenance": maintenance_health,
 }
 
 
