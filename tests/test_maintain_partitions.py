@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import psycopg
+import pytest
 
 from truelabel_db.maintain.partitions import PartitionMaintenance, plan_partitions
 from truelabel_db.maintain.runner import run_job
@@ -91,3 +92,39 @@ def test_the_dry_run_changes_nothing(schema_pg: psycopg.Connection) -> None:
     before = _partitions(schema_pg, "qr_code_access")
     plan = plan_partitions(schema_pg, NOW)
     assert plan.create and _partitions(schema_pg, "qr_code_access") == before
+
+
+def _events_without_default(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE events (at timestamptz NOT NULL, what text) PARTITION BY RANGE (at)")
+    conn.execute("SELECT truelabel_meta.ensure_month_partitions('events', '2026-01-01', '2026-11-01')")
+    conn.execute("INSERT INTO events SELECT '2026-01-01'::timestamptz + g * interval '1 day', 'x' "
+                 "FROM generate_series(0, 300) g")
+
+
+def test_without_a_default_partition_old_ones_are_detached_concurrently(schema_pg: psycopg.Connection) -> None:
+    _events_without_default(schema_pg)
+    result = run_job(schema_pg, PartitionMaintenance(clock=lambda: NOW))
+    assert result.status == "done", result.error
+    kept = _partitions(schema_pg, "events")
+    assert "events_2026_04" not in kept and not _exists(schema_pg, "events_2026_04")
+    assert {"events_2026_05", "events_2027_02"} <= kept
+
+
+def test_an_interrupted_concurrent_detach_is_finished_then_dropped(schema_pg: psycopg.Connection,
+                                                                    pg_url: str) -> None:
+    _events_without_default(schema_pg)
+    with psycopg.connect(pg_url) as reader, psycopg.connect(pg_url, autocommit=True) as admin:
+        reader.execute("SELECT count(*) FROM events")  # an open transaction that uses the partitions
+        admin.execute("SET statement_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            admin.execute("ALTER TABLE events DETACH PARTITION events_2026_01 CONCURRENTLY")
+        reader.rollback()
+    pending = {h.parent: h for h in partition_health(schema_pg, NOW)}["events"].detach_pending
+    assert pending == ["events_2026_01"]
+
+    plan = plan_partitions(schema_pg, NOW)
+    result = run_job(schema_pg, PartitionMaintenance(clock=lambda: NOW))
+
+    assert [p.name for p in plan.finalize] == ["events_2026_01"]
+    assert result.status == "done", result.error
+    assert not _exists(schema_pg, "events_2026_01") and not _exists(schema_pg, "events_2026_02")

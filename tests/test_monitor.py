@@ -110,3 +110,29 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(pg_url: str) -> None:
         result = run_cli(*args)
         assert result.code == code, (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stderr.strip().startswith("error:")
+
+
+def test_monitor_serve_answers_scrapes_until_terminated(schema_pg: psycopg.Connection, pg_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TRUELABEL_TARGET_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "truelabel_db", "monitor", "serve", "--port", str(port),
+                             "--target", pg_url], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline, body = time.monotonic() + 60, ""
+        while not body:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the exporter did not come up"
+                time.sleep(0.2)
+        assert "truelabel_monitor_up 1" in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0

@@ -132,3 +132,21 @@ def test_replica_status_on_the_command_line(pair: Pair) -> None:
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["replicas"][0]["eligible"] and document["reads_go_to"].endswith(f":{pair.replica.port}/app")
+
+
+def test_replica_add_on_the_command_line(pair: Pair) -> None:
+    import json
+
+    from tests.fix_cli import run_cli
+
+    port = free_port()
+    result = run_cli("replica", "add", "--data-dir", str(pair.folder / "cli-replica"), "--port", str(port),
+                     "--name", "replica_cli", "--target", pair.primary_url, "--json")
+    try:
+        assert result.code == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert document["streaming"] and document["port"] == port
+        with psycopg.connect(pair.primary_url, autocommit=True) as conn:
+            assert "replica_cli" in [r.name for r in replication_report(conn).replicas]
+    finally:
+        EmbeddedCluster(pair.folder / "cli-replica", port=port).stop()
