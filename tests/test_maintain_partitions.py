@@ -128,3 +128,20 @@ def test_an_interrupted_concurrent_detach_is_finished_then_dropped(schema_pg: ps
     assert [p.name for p in plan.finalize] == ["events_2026_01"]
     assert result.status == "done", result.error
     assert not _exists(schema_pg, "events_2026_01") and not _exists(schema_pg, "events_2026_02")
+
+
+def test_a_table_handed_to_pg_partman_is_left_to_it(schema_pg: psycopg.Connection) -> None:
+    conn = schema_pg
+    conn.execute("CREATE SCHEMA partman")
+    conn.execute("CREATE EXTENSION pg_partman SCHEMA partman")
+    conn.execute("CREATE TABLE events (at timestamptz NOT NULL, what text) PARTITION BY RANGE (at)")
+    conn.execute("SELECT partman.create_parent('public.events', 'at', 'native', 'monthly', p_premake := 2)")
+    before = _partitions(conn, "events")
+
+    plan = plan_partitions(conn, NOW)
+    result = run_job(conn, PartitionMaintenance(clock=lambda: NOW))
+
+    assert plan.left_to_partman == ["events"]
+    assert not any(parent == "events" for parent, _ in plan.create)
+    assert result.status == "done" and _partitions(conn, "events") == before
+    assert "qr_code_access_2026_11" in _partitions(conn, "qr_code_access")  # the others are still ours
