@@ -67,3 +67,5 @@ def test_a_table_without_column_statistics_is_measured_by_pgstattuple_instead(pg
     assert measured.method == "pgstattuple_approx"
     assert abs(measured.bloat_pct - _truth(pg)) <= TOLERANCE_POINTS
     assert unmeasured.method == "not_applicable" and unmeasured.bloat_bytes == 0
+    reported = [b for b in bloat_report(pg, measure_when_na=False) if b.table == "probe" and b.kind == "table"]
+    assert [b.method for b in reported] == ["not_applicable"]  # a gap is shown, not hidden

@@ -36,8 +36,12 @@ def bloat(rows: list[Any]) -> None:
     view = Table("kind", "relation", "size MB", "bloat MB", "bloat %", "method")
     for b in rows:
         name = f"{b.schema}.{b.table}" + (f" / {b.index}" if b.index else "")
-        view.add_row(b.kind, name, _mb(b.real_bytes), _mb(b.bloat_bytes), f"{b.bloat_pct:.1f}", b.method)
+        unknown = b.method == "not_applicable"
+        view.add_row(b.kind, name, _mb(b.real_bytes), "?" if unknown else _mb(b.bloat_bytes),
+                     "?" if unknown else f"{b.bloat_pct:.1f}", b.method)
     err.print(view)
+    if any(b.method == "not_applicable" for b in rows):
+        err.print("not_applicable: columns without statistics; CREATE EXTENSION pgstattuple to measure those tables")
 
 
 def indexes(report: Any) -> None:

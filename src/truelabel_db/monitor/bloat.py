@@ -77,9 +77,12 @@ def index_bloat(conn: psycopg.Connection) -> list[Bloat]:
 
 def bloat_report(conn: psycopg.Connection, *, min_bytes: int = MIN_BYTES,
                  measure_when_na: bool = True) -> list[Bloat]:
-    """Tables and indexes whose estimated bloat is at least ``min_bytes``, largest first."""
+    """Tables and indexes whose estimated bloat is at least ``min_bytes``, largest first, and
+    those of that size the estimate could not cover (so that a gap is seen, not hidden)."""
     rows = table_bloat(conn, measure_when_na=measure_when_na) + index_bloat(conn)
-    return sorted((r for r in rows if r.bloat_bytes >= min_bytes), key=lambda r: -r.bloat_bytes)
+    shown = [r for r in rows if r.bloat_bytes >= min_bytes
+             or (r.method == "not_applicable" and r.real_bytes >= min_bytes)]
+    return sorted(shown, key=lambda r: (r.method == "not_applicable", -r.bloat_bytes))
 
 
 def bloat_of(conn: psycopg.Connection, table: str, schema: str = "public") -> Bloat:

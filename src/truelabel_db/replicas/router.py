@@ -69,7 +69,13 @@ def primary_wal_lsn(url: str) -> str | None:
 
 
 class ReadRouter:
-    """Picks where a read goes; thread-safe; checks replicas at most every ``check_interval``."""
+    """Picks where a read goes; thread-safe; checks replicas at most every ``check_interval``.
+
+    The check runs in the caller that finds the last one stale, under the router's lock, so
+    other callers wait for it: at most ``CONNECT_TIMEOUT`` seconds per unreachable replica.
+    A service with many replicas may prefer to call :meth:`states` with ``refresh=True`` from a
+    background thread and a long ``check_interval``.
+    """
 
     def __init__(self, primary_url: str, replica_urls: Sequence[str], *,
                  max_lag_seconds: float = DEFAULT_MAX_LAG_SECONDS,
