@@ -71,10 +71,9 @@ def primary_wal_lsn(url: str) -> str | None:
 class ReadRouter:
     """Picks where a read goes; thread-safe; checks replicas at most every ``check_interval``.
 
-    The check runs in the caller that finds the last one stale, under the router's lock, so
-    other callers wait for it: at most ``CONNECT_TIMEOUT`` seconds per unreachable replica.
-    A service with many replicas may prefer to call :meth:`states` with ``refresh=True`` from a
-    background thread and a long ``check_interval``.
+    The check runs outside the router's lock, in the one caller that finds the last check
+    stale; callers arriving meanwhile use the last known states (before the first check
+    completes, that means the primary), so no read waits on a slow or unreachable replica.
     """
 
     def __init__(self, primary_url: str, replica_urls: Sequence[str], *,
@@ -89,6 +88,7 @@ class ReadRouter:
         self.check_interval = check_interval
         self._clock = clock
         self._lock = threading.Lock()
+        self._checking = threading.Lock()
         self._checked_at: float | None = None
         self._states: list[ReplicaState] = []
         self._rotation: itertools.cycle[str] | None = None
@@ -99,25 +99,36 @@ class ReadRouter:
 
     def read_url(self) -> str:
         """A replica within the lag bound (rotating among them), else the primary."""
+        if self._stale():
+            self._check(wait=False)
         with self._lock:
-            if self._checked_at is None or self._clock() - self._checked_at >= self.check_interval:
-                self._check()
             if not self._eligible or self._rotation is None:
                 return self.primary_url
             return next(self._rotation)
 
     def states(self, *, refresh: bool = False) -> list[ReplicaState]:
         """Each replica's last measured state (measured now with ``refresh``)."""
+        if refresh or self._checked_at is None:
+            self._check(wait=True)
         with self._lock:
-            if refresh or self._checked_at is None:
-                self._check()
             return list(self._states)
 
-    def _check(self) -> None:
-        lsn = primary_wal_lsn(self.primary_url)
-        self._states = [measure(url, lsn, self.max_lag_seconds) for url in self.replica_urls]
-        eligible = [s.url for s in self._states if s.eligible]
-        if eligible != self._eligible:
-            self._eligible = eligible
-            self._rotation = itertools.cycle(eligible) if eligible else None
-        self._checked_at = self._clock()
+    def _stale(self) -> bool:
+        with self._lock:
+            return self._checked_at is None or self._clock() - self._checked_at >= self.check_interval
+
+    def _check(self, *, wait: bool) -> None:
+        if not self._checking.acquire(blocking=wait):
+            return  # another caller is measuring; use what is known
+        try:
+            lsn = primary_wal_lsn(self.primary_url)
+            states = [measure(url, lsn, self.max_lag_seconds) for url in self.replica_urls]
+            eligible = [s.url for s in states if s.eligible]
+            with self._lock:
+                self._states = states
+                if eligible != self._eligible:
+                    self._eligible = eligible
+                    self._rotation = itertools.cycle(eligible) if eligible else None
+                self._checked_at = self._clock()
+        finally:
+            self._checking.release()
