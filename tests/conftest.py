@@ -1,1 +1,2 @@
-pytest_plugins = ["tests.fix_db", "tests.fix_legacy", "tests.fix_cluster", "tests.fix_redis", "tests.fix_twin"]
+pytest_plugins = ["tests.fix_db", "tests.fix_legacy", "tests.fix_cluster", "tests.fix_redis", "tests.fix_twin",
+                  "tests.fix_monitor"]

@@ -17,8 +17,11 @@ from truelabel_db.cli import (
     cutover_cmd,
     follow_cmd,
     legacy_cmd,
+    maintain_cmd,
     migrate_cmd,
+    monitor_cmd,
     quarantine_cmd,
+    replica_cmd,
     schema_cmd,
     serve_cmd,
     verify_cmd,
@@ -40,6 +43,9 @@ quarantine_cmd.register(app)
 bench_cmd.register(app)
 serve_cmd.register(app)
 cache_cmd.register(app)
+monitor_cmd.register(app)
+maintain_cmd.register(app)
+replica_cmd.register(app)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70

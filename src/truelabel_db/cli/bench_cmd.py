@@ -172,3 +172,35 @@ def load(
         sustained.add_row(s["database"], "on" if s["cache"] else "off", s["mix"], str(s["concurrency"]),
                           f"{s['rps']:,.0f}", f"{s['write_tps']:,.0f}", str(s["p99_ms"]))
     err.print(sustained, width=180)
+@bench_app.command("maintenance")
+def maintenance_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    rate: Annotated[float, typer.Option(help="The app load's rate, operations/s.")] = 300.0,
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The app's p99 with and without each maintenance job; bloat estimate vs truth; replica lag."""
+    from truelabel_db.bench.copy_bench import clean_legacy
+    from truelabel_db.bench.maintenance_bench import run_maintenance_bench
+
+    doc = run_maintenance_bench(clean_legacy(work_dir, scale), scale, work_dir.resolve(), rate=rate,
+                                seconds=seconds).to_dict()
+    if json_out:
+        emit_json(doc)
+    view = Table("phase", "app ops/s", "p50 ms", "p99 ms", "max ms", "failed", "job runs", "first run s")
+    for p in doc["phases"]:
+        a = p["app"]
+        view.add_row(p["job"] or "no maintenance", f"{a['rate']:,}", f"{a['p50_ms']}", f"{a['p99_ms']}",
+                     f"{a['max_ms']}", str(a["failed"]), str(p["job_runs"]), str(p["job_seconds_first"] or "-"))
+    err.print(view)
+    err.print(f"p99 spread over the runs without maintenance (noise): {doc['p99_noise_ms']} ms")
+    bloat = Table("rows deleted", "pgstattuple %", "estimate %", "estimate before delete %", "table MB")
+    for b in doc["bloat"]:
+        bloat.add_row(f"{b['deleted']:.0%}", str(b["pgstattuple_pct"]), str(b["estimate_pct"]),
+                      str(b["estimate_before_delete_pct"]), str(b["table_mb"]))
+    err.print(bloat)
+    for label, r in doc["replica"].items():
+        if isinstance(r, dict):
+            err.print(f"replica lag, app {label} ({r['app_rate']:,} ops/s): p50 {r['lag_p50_ms']} ms, "
+                      f"p99 {r['lag_p99_ms']} ms, max {r['lag_max_ms']} ms, at most {r['bytes_behind_max']:,} bytes behind")
