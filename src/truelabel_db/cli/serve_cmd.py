@@ -48,6 +48,9 @@ def serve(
     refresh_every: Annotated[float, typer.Option(help="Seconds between dashboard view refreshes.")] = 600.0,
     warm_every: Annotated[float, typer.Option(help="Seconds between cache warmings.")] = 3600.0,
     legacy_mode: Annotated[str, typer.Option(help="On SQLite: 'best' SQL, or 'app' (the N+1 way).")] = "best",
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="A read replica's URL (repeat for several; passwords via ~/.pgpass).")] = None,
+    replica_max_lag: Annotated[float, typer.Option(help="Seconds of lag above which a replica gets no reads.")] = 5.0,
 ) -> None:
     """Serve True Label's hot paths over HTTP (OpenAPI docs at /docs, health at /health).
 
@@ -65,7 +68,8 @@ def serve(
                            primary_file=primary_file, follow_primary=follow,
                            postgres_url=os.environ.get("TRUELABEL_TARGET_URL"), gate_wait=gate_wait,
                            pool_size=pool_size, refresh_interval=refresh_every, warm_interval=warm_every,
-                           legacy_mode=legacy_mode)
+                           legacy_mode=legacy_mode, replicas=tuple(replica or ()),
+                           replica_max_lag=replica_max_lag)
     os.environ[CONFIG_ENV] = config.to_env()
     err.print(f"serving on http://{host}:{port} ({workers} worker(s), cache {'on' if cache else 'off'})")
     uvicorn.run("truelabel_db.service.app:app_from_env", factory=True, host=host, port=port,

@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from truelabel_db.cache.stats import hit_ratios, prometheus
 from truelabel_db.hotpaths.base import Scan
+from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.backend import Backend, GateHeld
 from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.jobs import Jobs
@@ -69,6 +70,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 "cache": {"enabled": current.cache is not None, "hit_ratio": hit_ratios(stats)},
                 "jobs": {"runs": state["jobs"].runs, "failures": state["jobs"].failures,
                          "warmed_at": state["jobs"].warmed_at()},
+                "reads": dict(current.paths.reads) if isinstance(current.paths, RoutedHotPaths) else None,
+                "replicas": ([r.to_dict() for r in current.paths.router.states()]
+                             if isinstance(current.paths, RoutedHotPaths) else None),
                 "pid": os.getpid()}
 
     @app.get("/products", summary="The newest products with their validations and brand")

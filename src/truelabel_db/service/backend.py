@@ -25,6 +25,7 @@ from truelabel_db.cutover.gate import GateError, Primary
 from truelabel_db.hotpaths import PostgresHotPaths, is_postgres_url, open_hot_paths
 from truelabel_db.hotpaths.base import HotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
+from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.config import ServiceConfig
 
 T = TypeVar("T")
@@ -68,11 +69,16 @@ class Backend:
 
     # -- opening and switching -------------------------------------------------------------
     def _open(self, locator: str, epoch: int) -> Current:
-        paths = open_hot_paths(locator, mode=self.config.legacy_mode, pool_size=self.config.pool_size)
+        paths: HotPaths
+        if self.config.replicas and is_postgres_url(locator):
+            paths = RoutedHotPaths(locator, self.config.replicas, max_lag_seconds=self.config.replica_max_lag,
+                                   max_size=self.config.pool_size)
+        else:
+            paths = open_hot_paths(locator, mode=self.config.legacy_mode, pool_size=self.config.pool_size)
         cache = None
         served: HotPaths | CachedHotPaths = paths
         if self.config.cache:
-            pool = paths.pool if isinstance(paths, PostgresHotPaths) else None
+            pool = paths.pool if isinstance(paths, (PostgresHotPaths, RoutedHotPaths)) else None
             cache = LayeredCache(self.config.redis_url, pool, CacheConfig()).start()
             served = CachedHotPaths(paths, cache)
         return Current(paths, served, cache, epoch, locator)

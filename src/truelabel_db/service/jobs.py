@@ -19,6 +19,7 @@ from psycopg import sql
 from truelabel_db.cache.warming import Warmer
 from truelabel_db.hotpaths import PostgresHotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
+from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.backend import Backend
 
 REFRESH_LOCK = 0x74_6C_64_62  # "tldb": one refresher at a time across processes
@@ -33,7 +34,12 @@ def _claim(client: redis.Redis, key: str, seconds: float) -> bool:
 
 
 def refresh_dashboard(paths: PostgresHotPaths) -> bool:
-    """True if this call refreshed the view; False if another process was already at it."""
+    """True if this call refreshed the view; False if another process was already at it.
+
+    The service runs as the least-privilege app role, so it goes through the SECURITY DEFINER
+    ``refresh_dashboard_stats()`` and records nothing in ``truelabel_meta``; the maintenance
+    job (``truelabel-db maintain run refresh-views``) runs as the owner and records its runs.
+    """
     with paths.pool.connection() as conn, conn.transaction():
         locked = conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock(%s)"), (REFRESH_LOCK,)).fetchone()[0]
         if not locked:
@@ -79,9 +85,10 @@ class Jobs:
 
     def refresh(self) -> bool:
         current = self.backend.current
-        if not isinstance(current.paths, PostgresHotPaths):
+        paths = current.paths.primary if isinstance(current.paths, RoutedHotPaths) else current.paths
+        if not isinstance(paths, PostgresHotPaths):
             return False
-        refreshed = refresh_dashboard(current.paths)
+        refreshed = refresh_dashboard(paths)
         if refreshed and isinstance(current.served, CachedHotPaths):
             current.served.invalidator.invalidate("dashboard:refresh", {})
         return refreshed
