@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -33,10 +34,11 @@ from truelabel_db.hotpaths.base import (
     analytics_answer,
     dashboard_answer,
     window,
-    with_details,
 )
-from truelabel_db.hotpaths.shape import Record, json_ready, target_record, target_records
+from truelabel_db.hotpaths.shape import Record, json_ready, target_record
 from truelabel_db.target.connection import describe, redact
+from truelabel_db.target.mapping import BY_TARGET
+from truelabel_db.target.transforms import Timestamp
 
 PoolOrUrl = ConnectionPool | str
 
@@ -45,6 +47,20 @@ def _cols(fields: Sequence[str], alias: str = "") -> sql.Composable:
     if alias:
         return sql.SQL(", ").join(sql.Identifier(alias, f) for f in fields)
     return sql.SQL(", ").join(sql.Identifier(f) for f in fields)
+
+
+def _json_value(table: str, field: str, alias: str) -> sql.Composable:
+    column = sql.Identifier(alias, field)
+    if isinstance(BY_TARGET[table].column_for_target(field).transform, Timestamp):
+        return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(column)
+    return column
+
+
+def _json_object(table: str, fields: Sequence[str], alias: str,
+                 extra: Sequence[tuple[str, sql.Composable]] = ()) -> sql.Composable:
+    pairs = [(f, _json_value(table, f, alias)) for f in fields] + list(extra)
+    return sql.SQL("json_build_object({})").format(
+        sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(k), v) for k, v in pairs))
 
 
 def _is_uuid(text: str) -> bool:
@@ -88,33 +104,37 @@ class PostgresHotPaths:
 
     # -- the product list and detail -------------------------------------------------------
     def product_list(self, limit: int = 1000) -> list[Record]:
-        return self._detailed(sql.SQL("SELECT {} FROM products ORDER BY created_at DESC, id DESC LIMIT %s")
-                              .format(_cols(PRODUCT_FIELDS)), (limit,))
+        page = sql.SQL("SELECT * FROM products ORDER BY created_at DESC, id DESC LIMIT %s")
+        return self._detailed(page, (limit,))
 
     def product(self, product_id: str) -> Record | None:
         if not _is_uuid(product_id):
             return None  # no such id can exist here; the legacy side answers the same
-        detailed = self._detailed(sql.SQL("SELECT {} FROM products WHERE id = %s").format(_cols(PRODUCT_FIELDS)),
-                                  (product_id,))
+        detailed = self._detailed(sql.SQL("SELECT * FROM products WHERE id = %s"), (product_id,))
         return detailed[0] if detailed else None
 
     def _detailed(self, page: sql.Composable, params: Sequence[Any]) -> list[Record]:
-        """The page, then its relations by key (two index lookups, pipelined in one round trip)."""
+        """The page with its relations, built as one JSON document by the server.
+
+        Shaping 3,000 rows value by value in Python cost more than the queries; the server
+        builds the same shape (``shape.iso_ms`` timestamps, ids as text) in one statement and
+        orjson parses it. Relations are aggregated per product and hash-joined to the page,
+        which measured a quarter faster than a correlated subquery per product.
+        """
+        query = sql.SQL(
+            "WITH page AS ({page}), "
+            "vals AS (SELECT v.product_id, json_agg({validation} ORDER BY v.created_at, v.id) AS list "
+            "FROM validations v WHERE v.product_id IN (SELECT id FROM page) GROUP BY v.product_id), "
+            "owners AS (SELECT u.id, {brand} AS obj FROM users u WHERE u.id IN (SELECT user_id FROM page)) "
+            "SELECT coalesce(json_agg({product} ORDER BY p.created_at DESC, p.id DESC), '[]')::text "
+            "FROM page p LEFT JOIN vals ON vals.product_id = p.id LEFT JOIN owners ON owners.id = p.user_id"
+        ).format(page=page, product=_json_object("products", PRODUCT_FIELDS, "p", [
+            ("validations", sql.SQL("coalesce(vals.list, '[]')")), ("brand_user", sql.SQL("owners.obj"))]),
+            validation=_json_object("validations", [f for f in VALIDATION_FIELDS if f != "product_id"], "v"),
+            brand=_json_object("users", BRAND_FIELDS, "u"))
         with self.pool.connection() as conn:
-            products = conn.execute(page, params).fetchall()
-            if not products:
-                return []
-            ids = [r[0] for r in products]
-            owners = list({r[PRODUCT_FIELDS.index("user_id")] for r in products})
-            with conn.pipeline():
-                validations = conn.execute(sql.SQL("SELECT {} FROM validations WHERE product_id = ANY(%s)")
-                                           .format(_cols(VALIDATION_FIELDS)), (ids,))
-                brands = conn.execute(sql.SQL("SELECT {} FROM users WHERE id = ANY(%s)")
-                                      .format(_cols(BRAND_FIELDS)), (owners,))
-                validation_rows, brand_rows = validations.fetchall(), brands.fetchall()
-        return with_details(target_records("products", PRODUCT_FIELDS, products),
-                            target_records("validations", VALIDATION_FIELDS, validation_rows),
-                            target_records("users", BRAND_FIELDS, brand_rows))
+            (document,) = conn.execute(query, params).fetchone()
+        return orjson.loads(document)
 
     # -- the scan write path ---------------------------------------------------------------
     def scan(self, scan: Scan) -> Record | None:
