@@ -9,7 +9,7 @@ as text, JSON documents parsed, lists as lists. Equal answers are then equal dic
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -48,21 +48,6 @@ def columns(table: str, fields: tuple[str, ...]) -> tuple[ColumnMap, ...]:
     return tuple(mapped.column_for_target(f) for f in fields)
 
 
-def _passthrough(value: Any) -> Any:
-    return value
-
-
-def _converter(column: ColumnMap, sample: Any) -> Callable[[Any], Any]:
-    """The cheapest function giving ``json_ready``'s answer for values of this column's type."""
-    if isinstance(sample, datetime):
-        return iso_ms
-    if isinstance(column.transform, Json):
-        return lambda v: json.loads(v) if isinstance(v, str) else v
-    if isinstance(sample, (bool, int, float, str, dict)):
-        return _passthrough
-    return lambda v: json_ready(column, v)
-
-
 def legacy_record(table: str, fields: Sequence[str], raw: Sequence[Any]) -> Record:
     """A legacy row through the copy's conversion; a value it would refuse is shown as stored."""
     out: Record = {}
@@ -76,27 +61,6 @@ def legacy_record(table: str, fields: Sequence[str], raw: Sequence[Any]) -> Reco
 
 def target_record(table: str, fields: Sequence[str], row: Sequence[Any]) -> Record:
     return {col.target: json_ready(col, value) for col, value in zip(columns(table, tuple(fields)), row)}
-
-
-def target_records(table: str, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Record]:
-    """Many rows of one query: the converter of each column is chosen once, from its first value."""
-    if not rows:
-        return []
-    cols = columns(table, tuple(fields))
-    names = [c.target for c in cols]
-    convert: list[Callable[[Any], Any] | None] = [None] * len(cols)
-    out = []
-    for row in rows:
-        record = {}
-        for i, value in enumerate(row):
-            if value is not None:
-                fn = convert[i]
-                if fn is None:
-                    fn = convert[i] = _converter(cols[i], value)
-                value = fn(value)
-            record[names[i]] = value
-        out.append(record)
-    return out
 
 
 def legacy_value(table: str, field: str, raw: Any) -> Any:
