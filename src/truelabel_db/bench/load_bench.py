@@ -154,7 +154,7 @@ class ServiceProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "truelabel_db", "serve", "--port", str(self.port),
-                "--workers", str(workers), "--cache" if cache else "--no-cache"]
+                "--workers", str(workers), "--cache" if cache else "--no-cache", "--warm-brands", "20"]
         env = {**os.environ, "TRUELABEL_DATABASE": database}   # a URL may carry a password
         env.pop("TRUELABEL_REDIS_URL", None)
         if redis_url:
@@ -162,7 +162,7 @@ class ServiceProcess:
         self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.cache = cache
 
-    def wait_ready(self, timeout: float = 600.0) -> None:
+    def wait_ready(self, timeout: float = 1200.0) -> None:
         """Until /health answers and, with the cache on, the start-up warming has run."""
         import json
         import urllib.request

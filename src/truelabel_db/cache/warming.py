@@ -22,7 +22,7 @@ class Warmed:
 
 
 class Warmer:
-    def __init__(self, cached: CachedHotPaths, popular: int = 100, brands: int = 200) -> None:
+    def __init__(self, cached: CachedHotPaths, popular: int = 100, brands: int = 50) -> None:
         self.cached, self.popular, self.brand_limit = cached, popular, brands
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -47,6 +47,7 @@ def serve(
     pool_size: Annotated[int, typer.Option(help="PostgreSQL connections per worker.")] = 20,
     refresh_every: Annotated[float, typer.Option(help="Seconds between dashboard view refreshes.")] = 600.0,
     warm_every: Annotated[float, typer.Option(help="Seconds between cache warmings.")] = 3600.0,
+    warm_brands: Annotated[int, typer.Option(help="Brand dashboards each warming loads.")] = 50,
     legacy_mode: Annotated[str, typer.Option(help="On SQLite: 'best' SQL, or 'app' (the N+1 way).")] = "best",
     replica: Annotated[list[str] | None, typer.Option(
         "--replica", help="A read replica's URL (repeat for several; passwords via ~/.pgpass).")] = None,
@@ -68,6 +69,7 @@ def serve(
                            primary_file=primary_file, follow_primary=follow,
                            postgres_url=os.environ.get("TRUELABEL_TARGET_URL"), gate_wait=gate_wait,
                            pool_size=pool_size, refresh_interval=refresh_every, warm_interval=warm_every,
+                           warm_brands=warm_brands,
                            legacy_mode=legacy_mode, replicas=tuple(replica or ()),
                            replica_max_lag=replica_max_lag)
     os.environ[CONFIG_ENV] = config.to_env()

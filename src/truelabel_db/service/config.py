@@ -30,6 +30,8 @@ class ServiceConfig:
     refresh_interval: float = 600.0       # brand_dashboard_stats (plan: every 10 minutes)
     warm_interval: float = 3600.0         # cache warming (plan: hourly)
     warm_on_start: bool = True
+    warm_products: int = 100              # the most scanned products (plan §4.3: 100)
+    warm_brands: int = 50                 # dashboards of that many brands
     legacy_mode: str = "best"
     extra: dict[str, str] = field(default_factory=dict)
 

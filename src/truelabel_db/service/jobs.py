@@ -101,7 +101,7 @@ class Jobs:
         l2 = current.cache.l2 if current.cache is not None else None
         if l2 is not None and l2.available and not _claim(l2.client, WARM_CLAIM, self.config.warm_interval / 2):
             return None
-        warmed = Warmer(current.served).warm()
+        warmed = Warmer(current.served, popular=self.config.warm_products, brands=self.config.warm_brands).warm()
         if l2 is not None:
             l2.client.set(WARMED_AT, str(time.time()))
         return warmed
