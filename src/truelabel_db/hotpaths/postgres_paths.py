@@ -124,8 +124,8 @@ class PostgresHotPaths:
         query = sql.SQL(
             "WITH page AS ({page}), "
             "vals AS (SELECT v.product_id, json_agg({validation} ORDER BY v.created_at, v.id) AS list "
-            "FROM validations v WHERE v.product_id IN (SELECT id FROM page) GROUP BY v.product_id), "
-            "owners AS (SELECT u.id, {brand} AS obj FROM users u WHERE u.id IN (SELECT user_id FROM page)) "
+            "FROM validations v WHERE v.product_id = ANY(ARRAY(SELECT id FROM page)) GROUP BY v.product_id), "
+            "owners AS (SELECT u.id, {brand} AS obj FROM users u WHERE u.id = ANY(ARRAY(SELECT user_id FROM page))) "
             "SELECT coalesce(json_agg({product} ORDER BY p.created_at DESC, p.id DESC), '[]')::text "
             "FROM page p LEFT JOIN vals ON vals.product_id = p.id LEFT JOIN owners ON owners.id = p.user_id"
         ).format(page=page, product=_json_object("products", PRODUCT_FIELDS, "p", [
