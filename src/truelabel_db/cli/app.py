@@ -10,13 +10,16 @@ import psycopg
 import typer
 
 from truelabel_db.cli import (
+    backup_cmd,
     bench_cmd,
     capture_cmd,
     copy_cmd,
     cutover_cmd,
+    dr_cmd,
     follow_cmd,
     legacy_cmd,
     migrate_cmd,
+    pitr_cmd,
     quarantine_cmd,
     schema_cmd,
     verify_cmd,
@@ -36,6 +39,9 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+backup_cmd.register(app)
+pitr_cmd.register(app)
+dr_cmd.register(app)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
