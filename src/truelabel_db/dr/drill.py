@@ -78,7 +78,6 @@ class _Drill:
             detail = action()
         except TrueLabelError as exc:
             self.report.steps.append(DrillStep(name, round(time.perf_counter() - started, 3), False, str(exc)))
-            self.say(f"✗ {name} failed: {exc}")
             raise
         self.report.steps.append(DrillStep(name, round(time.perf_counter() - started, 3), True, detail))
         self.say(f"✓ {name} ({self.report.steps[-1].seconds:.2f}s): {detail}")
