@@ -118,3 +118,18 @@ def test_the_legacy_file_is_backed_up_with_the_online_api_and_restored(real_lega
         assert original.execute(query).fetchall() == copy.execute(query).fetchall()
     one_line_error(run_cli("backup", "restore-legacy", backup_id, "--to-file", str(restored), "--to", str(repo_dir),
                            env=env), "already exists")
+
+
+def test_migrate_stores_its_first_backup_in_the_repository_when_one_is_configured(
+        real_legacy: Path, backup_key: bytes, repo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from truelabel_db.backup import open_storage
+    from truelabel_db.backup.legacy import restore_legacy, sqlite_row_counts
+    from truelabel_db.migrate import MigrateOptions, _Migration
+
+    monkeypatch.setenv("TRUELABEL_BACKUP_REPO", str(repo_dir))
+    step = _Migration(real_legacy, "postgresql://unused", MigrateOptions(redis_url="redis://unused",
+                                                                         work_dir=tmp_path / "m"), lambda _: None)
+    detail = step.step_backup()
+    assert Path(detail["path"]).exists() and detail["backup_id"].startswith("sqlite-")
+    restored = restore_legacy(open_storage(str(repo_dir)), detail["backup_id"], tmp_path / "back.db", backup_key)
+    assert restored.row_counts == sqlite_row_counts(real_legacy) and not restored.mismatches
