@@ -145,3 +145,28 @@ def test_the_manifest_reads_back_what_was_written(app_db: str, backup_key: bytes
     again = Manifest.from_json(storage.get_bytes(f"{manifest.id}/{MANIFEST}"), manifest.id)
     again.check_seal(backup_key)
     assert again == manifest and again.tool.startswith("pg_dump")
+
+
+def test_row_counts_are_those_of_the_dumped_snapshot_while_the_app_writes(app_db: str, backup_key: bytes,
+                                                                           repo_dir: Path, scratch_db_name: str) -> None:
+    import threading
+
+    stop = threading.Event()
+
+    def app_writes() -> None:
+        with psycopg.connect(app_db, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO analytics_events (event_type, entity_type, entity_id) "
+                             "VALUES ('product_view', 'product', gen_random_uuid())")
+                stop.wait(0.002)
+
+    writer = threading.Thread(target=app_writes)
+    writer.start()
+    try:
+        storage = open_storage(str(repo_dir), create=True)
+        manifest = run_backup(app_db, storage, backup_key, BackupOptions(jobs=2))
+    finally:
+        stop.set()
+        writer.join()
+    result = restore_backup(storage, manifest.id, sibling_url(app_db, scratch_db_name), backup_key, jobs=2)
+    assert result.ok, result.mismatches

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from truelabel_db.backup.crypto import decrypt_file, encrypt_file, sha256_of
 from truelabel_db.backup.database import ensure_database, require_empty, row_counts, table_bytes
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
@@ -87,7 +89,7 @@ def _backup(url: str, storage: Storage, key: bytes, options: BackupOptions) -> M
     staging = Path(tempfile.mkdtemp(prefix="truelabel-backup-", dir=_work_dir(options.work_dir)))
     try:
         with connect(url) as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             manifest.row_counts = row_counts(conn)
             manifest.server_version = str(conn.info.parameter_status("server_version"))
