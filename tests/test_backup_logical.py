@@ -170,3 +170,15 @@ def test_row_counts_are_those_of_the_dumped_snapshot_while_the_app_writes(app_db
         writer.join()
     result = restore_backup(storage, manifest.id, sibling_url(app_db, scratch_db_name), backup_key, jobs=2)
     assert result.ok, result.mismatches
+
+
+def test_a_restore_that_fails_midway_leaves_no_database_behind(app_db: str, backup_key: bytes, repo_dir: Path,
+                                                               scratch_db_name: str) -> None:
+    storage = open_storage(str(repo_dir), create=True)
+    manifest = run_backup(app_db, storage, backup_key, BackupOptions(jobs=2))
+    victim = repo_dir / manifest.id / "files" / f"{manifest.files[-1].name}.enc"
+    victim.write_bytes(victim.read_bytes() + b"tail")
+    with pytest.raises(BackupIntegrityError):
+        restore_backup(storage, manifest.id, sibling_url(app_db, scratch_db_name), backup_key)
+    with psycopg.connect(ADMIN_URL) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_db_name,)).fetchone()[0] == 0

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from truelabel_db.backup.crypto import decrypt_file, encrypt_file, sha256_of
-from truelabel_db.backup.database import ensure_database, require_empty, row_counts, table_bytes
+from truelabel_db.backup.database import drop_database, ensure_database, require_empty, row_counts, table_bytes
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
 from truelabel_db.backup.keys import key_id
 from truelabel_db.backup.manifest import MANIFEST, FileEntry, Manifest, new_backup_id, utc_now
@@ -182,8 +182,22 @@ def restore_backup(storage: Storage, backup_id: str, target_url: str, key: bytes
     manifest = open_sealed(storage, backup_id, key)
     if manifest.kind != "full":
         raise BackupError(f"backup {backup_id} is a {manifest.kind} backup; restore it with `backup restore-legacy`")
-    ensure_database(target_url)
-    require_empty(target_url)
+    created = ensure_database(target_url)
+    try:
+        require_empty(target_url)
+        _restore_into(storage, manifest, target_url, key, jobs, work_dir)
+    except BaseException:
+        if created:  # a database we created holds nothing worth keeping after a failed restore
+            drop_database(target_url)
+        raise
+    with connect(target_url) as conn:
+        restored = row_counts(conn)
+    return RestoreResult(backup_id, describe(target_url), time.perf_counter() - started, restored,
+                         compare_counts(manifest.row_counts, restored))
+
+
+def _restore_into(storage: Storage, manifest: Manifest, target_url: str, key: bytes, jobs: int,
+                  work_dir: Path | None) -> None:
     staging = Path(tempfile.mkdtemp(prefix="truelabel-restore-", dir=_work_dir(work_dir)))
     try:
         needed = sum(f.plain_size + f.size for f in manifest.files)
@@ -195,10 +209,6 @@ def restore_backup(storage: Storage, backup_id: str, target_url: str, key: bytes
                  env=target.env)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    with connect(target_url) as conn:
-        restored = row_counts(conn)
-    return RestoreResult(backup_id, describe(target_url), time.perf_counter() - started, restored,
-                         compare_counts(manifest.row_counts, restored))
 
 
 def compare_counts(expected: dict[str, int], found: dict[str, int]) -> dict[str, tuple[int, int]]:

@@ -46,7 +46,7 @@ def drill(
                            work_dir=work_dir, notifier=notifier, say=lambda line: None if json_out else err.print(line))
     except DrillFailed as exc:
         if json_out:
-            emit_json(exc.report.to_dict())  # type: ignore[attr-defined]
+            emit_json(exc.report.to_dict())
         raise
     if json_out:
         emit_json(report.to_dict())

@@ -56,7 +56,13 @@ class DrillReport:
 
 
 class DrillFailed(BackupError):
+    """A drill step failed; ``report`` says which, with the steps that ran and their times."""
+
     exit_code = 24
+
+    def __init__(self, message: str, report: DrillReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -153,9 +159,8 @@ def run_drill(production_url: str, storage: Storage, key: bytes, *, pitr_repo: P
         drill.rollback()
         drill.report.error = str(exc)
         notifier.notify("dr-drill", "failure", **drill.report.to_dict())
-        failure = DrillFailed(f"DR drill failed at {drill.report.steps[-1].name if drill.report.steps else 'start'}: {exc}")
-        failure.report = drill.report  # type: ignore[attr-defined]
-        raise failure from exc
+        where = drill.report.steps[-1].name if drill.report.steps else "start"
+        raise DrillFailed(f"DR drill failed at {where}: {exc}", drill.report) from exc
     drill.report.ok, drill.report.kept = True, keep
     if not keep:
         drill.rollback()
