@@ -182,3 +182,11 @@ def test_a_restore_that_fails_midway_leaves_no_database_behind(app_db: str, back
         restore_backup(storage, manifest.id, sibling_url(app_db, scratch_db_name), backup_key)
     with psycopg.connect(ADMIN_URL) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_db_name,)).fetchone()[0] == 0
+
+
+def test_no_child_process_inherits_the_backup_key(backup_key: bytes, tmp_path: Path) -> None:
+    seen = tmp_path / "env.json"
+    hook = f"{sys.executable} -c \"import json, os; open('{seen}', 'w').write(json.dumps(dict(os.environ)))\""
+    Notifier(command=hook).notify("backup", "success")
+    env = json.loads(seen.read_text())
+    assert env["TRUELABEL_STATUS"] == "success" and "TRUELABEL_BACKUP_KEY" not in env

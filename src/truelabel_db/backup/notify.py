@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from truelabel_db.backup.pgtools import tool_environment
+
 COMMAND_ENV = "TRUELABEL_NOTIFY_COMMAND"
 WEBHOOK_ENV = "TRUELABEL_NOTIFY_WEBHOOK"
 
@@ -46,7 +48,7 @@ class Notifier:
     def _run_command(self, body: bytes, status: str) -> None:
         try:
             result = subprocess.run(shlex.split(self.command or ""), input=body, capture_output=True,
-                                    timeout=self.timeout, env={**os.environ, "TRUELABEL_STATUS": status})
+                                    timeout=self.timeout, env={**tool_environment(), "TRUELABEL_STATUS": status})
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
             self.warn(f"notification command failed: {exc}")
             return

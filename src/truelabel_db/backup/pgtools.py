@@ -35,11 +35,18 @@ def tool_target(url: str) -> ToolTarget:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise BackupError(f"invalid database URL: {redact(str(exc).splitlines()[0])}") from exc
-    env = dict(os.environ)
+    env = tool_environment()
     password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = str(password)
     return ToolTarget(make_conninfo(**{k: str(v) for k, v in params.items()}), env)
+
+
+def tool_environment() -> dict[str, str]:
+    """Our environment minus the backup key: no child process needs it, so none inherits it."""
+    from truelabel_db.backup.keys import KEY_ENV
+
+    return {k: v for k, v in os.environ.items() if k != KEY_ENV}
 
 
 def binary(name: str) -> str:
@@ -62,7 +69,7 @@ def binary(name: str) -> str:
 def run_tool(name: str, args: Sequence[str], *, env: dict[str, str] | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a tool to completion; a failure is one :class:`BackupError` line with its last error."""
-    result = subprocess.run([binary(name), *args], capture_output=True, text=True, env=env,
+    result = subprocess.run([binary(name), *args], capture_output=True, text=True, env=env or tool_environment(),
                             cwd=str(cwd) if cwd else None, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise BackupError(f"{name} failed (exit {result.returncode}): {last_error(result.stderr or result.stdout)}")
