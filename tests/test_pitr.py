@@ -41,6 +41,7 @@ def test_recovery_to_a_noted_time_finds_exactly_the_rows_written_before_it(clust
     setup = setup_archiving(cluster.url, repo.root)
     assert "archive_mode" in setup.restart_needed
     cluster.restart()
+    assert setup_archiving(cluster.url, repo.root).restart_needed == []  # a second setup is a no-op
     url = cluster.create_database("app")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE marks (n int PRIMARY KEY)")

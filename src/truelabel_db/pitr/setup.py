@@ -57,12 +57,14 @@ def setup_archiving(url: str, root: Path, *, archive_timeout: str = "60s") -> Se
             raise RecoveryError(f"{repo.root} holds the WAL of cluster {known}, not of {describe(url)} "
                                 f"({system_id}): use another repository")
         _prepare(repo, system_id, data_dir)
+        running = {n: str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(n))).fetchone()[0])
+                   for n in ("wal_level", "archive_mode")}
         settings = {"wal_level": "logical" if wal_level == "logical" else "replica", "archive_mode": "on",
                     "archive_command": archive_command(repo, system_id), "archive_timeout": archive_timeout}
         for name, value in settings.items():
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
         conn.execute("SELECT pg_reload_conf()")
-        pending = _needing_restart(conn, list(settings))
+        pending = [n for n in ("wal_level", "archive_mode") if running[n] != settings[n]]
     return SetupResult(str(repo.root), system_id, settings, pending)
 
 
@@ -90,11 +92,6 @@ def _prepare(repo: PitrRepo, system_id: int, data_dir: str) -> None:
     if owner is not None and os.geteuid() == 0:
         os.chown(repo.wal, owner.st_uid, owner.st_gid)
     repo.wal.chmod(0o700)
-
-
-def _needing_restart(conn: psycopg.Connection, names: list[str]) -> list[str]:
-    rows = conn.execute("SELECT name FROM pg_settings WHERE pending_restart AND name = ANY(%s)", (names,))
-    return [r[0] for r in rows]
 
 
 def archive_status(url: str) -> dict[str, Any]:
