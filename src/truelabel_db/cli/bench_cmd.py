@@ -120,14 +120,13 @@ def backup_bench(
     if json_out:
         emit_json(doc)
     err.print(f"scale {doc['scale']:g}: {doc['database_rows']:,} rows, database {doc['database_mb']} MB")
-    view = Table("backup", "wall s", "stored MB", "peak MB", "note")
+    view = Table("backup", "wall s", "stored MB", "note")
     for b in doc["backups"]:
-        view.add_row(b["name"], f"{b['seconds']:.1f}", f"{b['bytes'] / 1e6:.1f}",
-                     f"{b['peak_rss_mb']:.0f}" if b["peak_rss_mb"] else "-", b["note"])
+        view.add_row(b["name"], f"{b['seconds']:.1f}", f"{b['bytes'] / 1e6:.1f}", b["note"])
     err.print(view)
-    view = Table("restore", "wall s", "peak MB")
+    view = Table("restore", "wall s")
     for r in doc["restores"]:
-        view.add_row(r["name"], f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-")
+        view.add_row(r["name"], f"{r['seconds']:.1f}")
     err.print(view)
     view = Table("PITR / drill", "value")
     for name, value in doc["pitr"].items():
