@@ -78,3 +78,17 @@ def test_a_tampered_latest_backup_fails_the_first_step_and_restores_nothing(app_
     with pytest.raises(DrillFailed, match="failed at validate backup: .*checksum"):
         run_drill(app_db, storage, backup_key)
     assert drill_databases(app_db) == []
+
+
+def test_the_drill_command_prints_its_report_as_json(app_db: str, backup_key: bytes, repo_dir) -> None:
+    import base64
+    import json
+
+    from tests.fix_cli import run_cli
+
+    env = {"TRUELABEL_BACKUP_KEY": base64.b64encode(backup_key).decode()}
+    assert run_cli("backup", "run", "--target", app_db, "--to", str(repo_dir), "--jobs", "2", env=env).code == 0
+    result = run_cli("dr", "drill", "--target", app_db, "--to", str(repo_dir), "--jobs", "2", "--json", env=env)
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["rto_seconds"] > 0 and len(report["steps"]) == 4

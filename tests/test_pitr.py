@@ -128,3 +128,31 @@ def test_the_archive_command_fails_honestly(tmp_path: Path) -> None:
     assert archive("push", str(tmp_path / "gone"), "000000010000000000000003", str(tmp_path)).returncode != 0
     assert archive("push", str(tmp_path / "x"), "x", str(tmp_path / "no-such-folder")).returncode != 0
     assert archive("fetch", "000000010000000000000009", str(tmp_path / "out"), str(tmp_path)).returncode == 1
+
+
+def test_the_pitr_commands_set_up_back_up_and_prepare_a_recovery(cluster: EmbeddedCluster, cluster_dir: Path) -> None:
+    import json
+
+    from tests.fix_cli import run_cli
+
+    repo = cluster_dir / "repo"
+    setup = run_cli("pitr", "setup", "--repo", str(repo), "--target", cluster.url, "--json")
+    assert setup.code == 0 and "restart PostgreSQL" in setup.stderr
+    assert json.loads(setup.stdout)["settings"]["archive_mode"] == "on"
+    cluster.restart()
+    base = run_cli("pitr", "basebackup", "--repo", str(repo), "--target", cluster.url, "--json")
+    assert base.code == 0, base.stderr
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        moment = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        conn.execute("SELECT pg_switch_wal()")
+    status = run_cli("pitr", "status", "--repo", str(repo), "--target", cluster.url, "--json")
+    assert json.loads(status.stdout)["base_backups"] == [json.loads(base.stdout)["id"]]
+    data = cluster_dir / "restored" / "data"
+    restored = run_cli("pitr", "restore", "--repo", str(repo), "--target-time", moment.isoformat(),
+                       "--data-dir", str(data))
+    assert restored.code == 0, restored.stderr
+    assert (data / "recovery.signal").exists() and not (data / "postmaster.pid").exists()
+    settings = (data / "postgresql.auto.conf").read_text()
+    assert "recovery_target_time" in settings and "+00:00" in settings and "archive_mode = 'off'" in settings
+    again = run_cli("pitr", "restore", "--repo", str(repo), "--target-time", moment.isoformat(), "--data-dir", str(data))
+    assert again.code == 23 and "not empty" in again.stderr
