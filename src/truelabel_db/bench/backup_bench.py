@@ -84,12 +84,12 @@ def bench_backups(url: str, repo: Path, dumps: Path, jobs: int, env: dict[str, s
                      env={**target.env, "TL_CONNINFO": target.conninfo})
     _checked(m, "pg_dump | gzip")
     plain = Timed("pg_dump | gzip (plain SQL, gzip -6, one process)", m.seconds, (dumps / "plain.sql.gz").stat().st_size,
-                  None, "no encryption, no checksums")
+                  "no encryption, no checksums")
     m = run_measured([binary("pg_dump"), "--format=directory", f"--jobs={jobs}", "--compress=6",
                       f"--file={dumps / 'dir'}", f"--dbname={target.conninfo}"], env=target.env)
     _checked(m, "pg_dump -Fd")
     directory = Timed(f"pg_dump -Fd -j {jobs} -Z 6 (what ours runs, unencrypted)", m.seconds,
-                      _folder_bytes(dumps / "dir"), None, "no encryption, no checksums")
+                      _folder_bytes(dumps / "dir"), "no encryption, no checksums")
     return [ours, plain, directory], doc["id"]
 
 
