@@ -190,3 +190,32 @@ def test_no_child_process_inherits_the_backup_key(backup_key: bytes, tmp_path: P
     Notifier(command=hook).notify("backup", "success")
     env = json.loads(seen.read_text())
     assert env["TRUELABEL_STATUS"] == "success" and "TRUELABEL_BACKUP_KEY" not in env
+
+
+def test_the_webhook_receives_the_outcome_and_a_dead_one_is_only_a_warning() -> None:
+    import http.server
+    import threading
+
+    received: list[dict[str, object]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        Notifier(webhook=f"http://127.0.0.1:{server.server_port}/hook").notify("backup", "failure", error="disk full")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert received == [{"event": "backup", "status": "failure", "error": "disk full"}]
+    warnings: list[str] = []
+    Notifier(webhook="http://127.0.0.1:1/hook", warn=warnings.append).notify("backup", "success")
+    assert len(warnings) == 1 and "webhook failed" in warnings[0] and "127.0.0.1:1" not in warnings[0]
