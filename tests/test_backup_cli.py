@@ -100,9 +100,6 @@ def test_bad_input_is_one_line_never_a_traceback(args: list[str], fragments: lis
 def test_the_legacy_file_is_backed_up_with_the_online_api_and_restored(real_legacy: Path, backup_key: bytes,
                                                                         repo_dir: Path, tmp_path: Path) -> None:
     env = key_env(backup_key)
-    writer = sqlite3.connect(real_legacy)
-    writer.execute("BEGIN IMMEDIATE")  # the app is mid-transaction: the snapshot waits or copies committed pages
-    writer.rollback()
     ran = run_cli("backup", "run", "--kind", "sqlite", "--source", str(real_legacy), "--to", str(repo_dir),
                   "--json", env=env)
     assert ran.code == 0, ran.stderr
@@ -133,3 +130,43 @@ def test_migrate_stores_its_first_backup_in_the_repository_when_one_is_configure
     assert Path(detail["path"]).exists() and detail["backup_id"].startswith("sqlite-")
     restored = restore_legacy(open_storage(str(repo_dir)), detail["backup_id"], tmp_path / "back.db", backup_key)
     assert restored.row_counts == sqlite_row_counts(real_legacy) and not restored.mismatches
+
+
+def test_the_legacy_backup_is_one_consistent_moment_while_the_app_writes(real_legacy: Path, backup_key: bytes,
+                                                                         repo_dir: Path) -> None:
+    import threading
+    import uuid
+
+    from tests.fix_legacy import insert
+    from truelabel_db.backup import open_storage
+    from truelabel_db.backup.legacy import backup_legacy
+    from truelabel_db.backup.verify import verify_backup
+
+    stop, failures = threading.Event(), []
+
+    def app_writes() -> None:
+        conn = sqlite3.connect(real_legacy, timeout=10)
+        try:
+            while not stop.is_set():
+                insert(conn, "qr_code_accesses")
+                insert(conn, "analytics_events", entityId=str(uuid.uuid4()))
+                conn.commit()
+        except sqlite3.Error as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=app_writes)
+    writer.start()
+    try:
+        storage = open_storage(str(repo_dir), create=True)
+        manifests = [backup_legacy(real_legacy, storage, backup_key) for _ in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    assert failures == []
+    assert manifests[-1].row_counts["qr_code_accesses"] > 0  # the app did write while the backups ran
+    for manifest in manifests:  # each restored file passes integrity_check and matches its own counts
+        counts = manifest.row_counts
+        assert counts["qr_code_accesses"] == counts["analytics_events"]  # both rows of a commit, or neither
+        assert verify_backup(storage, manifest.id, backup_key, None).ok
