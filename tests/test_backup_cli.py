@@ -38,8 +38,8 @@ def test_run_list_verify_restore_through_the_command_line(app_db: str, backup_ke
 
     listed = run_cli("backup", "list", "--to", str(repo_dir), "--json")
     assert [b["id"] for b in json.loads(listed.stdout)] == [backup_id]
-    verified = run_cli("backup", "verify", backup_id, "--to", str(repo_dir), "--target", app_db, env=env)
-    assert verified.code == 0 and "verified" in verified.stderr
+    verified = run_cli("backup", "verify", "--to", str(repo_dir), "--target", app_db, env=env)  # the newest
+    assert verified.code == 0 and f"backup {backup_id} verified" in verified.stderr
 
     target = sibling_url(app_db, scratch_db_name)
     restored = run_cli("restore", backup_id, "--target", target, "--to", str(repo_dir), env=env)

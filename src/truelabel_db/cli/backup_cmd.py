@@ -92,7 +92,8 @@ def list_(to: RepoOption = None, json_out: JsonOption = False) -> None:
 
 @backup_app.command("verify")
 def verify(
-    backup_id: Annotated[str, typer.Argument(help="The backup's id (see `backup list`).")],
+    backup_id: Annotated[Optional[str], typer.Argument(
+        help="The backup's id (see `backup list`); default: the newest complete full backup.")] = None,
     to: RepoOption = None,
     target: Annotated[Optional[str], typer.Option(
         envvar="TRUELABEL_TARGET_URL", help="Server for the scratch database of the test restore.")] = None,
@@ -103,9 +104,12 @@ def verify(
 ) -> None:
     """Checksums, decryption, and a real test restore whose rows must match the manifest."""
     from truelabel_db.backup import load_key, open_storage
+    from truelabel_db.backup.repository import latest_complete
     from truelabel_db.backup.verify import verify_backup
 
-    result = verify_backup(open_storage(to), backup_id, load_key(key_file), target, jobs=jobs, work_dir=work_dir)
+    storage = open_storage(to)
+    backup_id = backup_id or latest_complete(storage).id
+    result = verify_backup(storage, backup_id, load_key(key_file), target, jobs=jobs, work_dir=work_dir)
     if json_out:
         emit_json(result.__dict__)
     err.print(f"[green]backup {backup_id} verified[/] in {result.seconds:.1f}s: {result.detail}")
