@@ -34,6 +34,7 @@ def test_objects_round_trip_and_list_as_backups(storage: Storage, tmp_path: Path
     storage.get_file("full-20261101T000000Z/files/toc.dat.enc", tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == expected
     assert storage.get_bytes("full-20261102T000000Z/manifest.json") == b"{}"
+    storage.put_bytes("wal/000000010000000000000001", b"not a backup")  # e.g. a PITR archive beside them
     assert storage.list_ids() == ["full-20261101T000000Z", "full-20261102T000000Z"]
     assert storage.exists("full-20261101T000000Z/manifest.json")
     assert not storage.exists("full-20261101T000000Z/verification.json")

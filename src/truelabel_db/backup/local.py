@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from truelabel_db.backup.errors import BackupError
+from truelabel_db.backup.manifest import is_backup_id
 
 
 class LocalStorage:
@@ -71,7 +72,7 @@ class LocalStorage:
 
     def list_ids(self) -> list[str]:
         self.check()
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_backup_id(p.name))
 
     def delete_backup(self, backup_id: str) -> None:
         shutil.rmtree(self._path(backup_id), ignore_errors=False)

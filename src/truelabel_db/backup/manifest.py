@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -90,6 +91,14 @@ def _mac(key: bytes, body: dict[str, Any]) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+BACKUP_ID = re.compile(r"^[a-z]+-\d{8}T\d{6}Z(-\d+)?$")
+
+
+def is_backup_id(name: str) -> bool:
+    """Backup folders are named by ``new_backup_id``; anything else in a repository is not ours."""
+    return BACKUP_ID.match(name) is not None
 
 
 def new_backup_id(kind: str, moment: datetime) -> str:

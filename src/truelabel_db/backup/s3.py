@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from truelabel_db.backup.errors import BackupError
+from truelabel_db.backup.manifest import is_backup_id
 
 ENDPOINT_ENV = "TRUELABEL_S3_ENDPOINT_URL"
 T = TypeVar("T")
@@ -95,7 +96,7 @@ class S3Storage:
         base = f"{self.prefix}/" if self.prefix else ""
         ids = [p["Prefix"][len(base):].rstrip("/") for page in self._pages(Prefix=base, Delimiter="/")
                for p in page.get("CommonPrefixes", [])]
-        return sorted(ids)
+        return sorted(i for i in ids if is_backup_id(i))
 
     def delete_backup(self, backup_id: str) -> None:
         keys = [o["Key"] for page in self._pages(Prefix=self._key(backup_id) + "/") for o in page.get("Contents", [])]
