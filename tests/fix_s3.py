@@ -32,10 +32,10 @@ def s3_endpoint() -> Iterator[str]:
         try:
             urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
             break
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("the S3 test server did not start")
+                raise RuntimeError("the S3 test server did not start") from exc
             time.sleep(0.2)
     try:
         yield url

@@ -86,11 +86,12 @@ def test_a_good_backup_verifies_by_restoring_and_says_so_in_the_listing(app_db: 
     [listing] = list_backups(storage)
     assert listing.to_dict()["verified"]["ok"] is True
     with psycopg.connect(ADMIN_URL) as conn:  # the scratch database is gone
-        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'truelabel_verify_%'").fetchone()[0] == 0
+        scratch = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'truelabel_verify_%'")
+        assert scratch.fetchone()[0] == 0
 
 
-def test_a_wrong_key_fails_with_a_clear_error_before_anything_is_restored(app_db: str, backup_key: bytes,
-                                                                           repo_dir: Path, scratch_db_name: str) -> None:
+def test_a_wrong_key_fails_with_a_clear_error_before_anything_is_restored(
+        app_db: str, backup_key: bytes, repo_dir: Path, scratch_db_name: str) -> None:
     storage = open_storage(str(repo_dir), create=True)
     manifest = run_backup(app_db, storage, backup_key, BackupOptions(jobs=2))
     with pytest.raises(BackupKeyError, match="wrong backup key"):
@@ -147,8 +148,8 @@ def test_the_manifest_reads_back_what_was_written(app_db: str, backup_key: bytes
     assert again == manifest and again.tool.startswith("pg_dump")
 
 
-def test_row_counts_are_those_of_the_dumped_snapshot_while_the_app_writes(app_db: str, backup_key: bytes,
-                                                                           repo_dir: Path, scratch_db_name: str) -> None:
+def test_row_counts_are_those_of_the_dumped_snapshot_while_the_app_writes(
+        app_db: str, backup_key: bytes, repo_dir: Path, scratch_db_name: str) -> None:
     import threading
 
     stop = threading.Event()
@@ -181,7 +182,8 @@ def test_a_restore_that_fails_midway_leaves_no_database_behind(app_db: str, back
     with pytest.raises(BackupIntegrityError):
         restore_backup(storage, manifest.id, sibling_url(app_db, scratch_db_name), backup_key)
     with psycopg.connect(ADMIN_URL) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_db_name,)).fetchone()[0] == 0
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_db_name,))
+        assert left.fetchone()[0] == 0
 
 
 def test_no_child_process_inherits_the_backup_key(backup_key: bytes, tmp_path: Path) -> None:

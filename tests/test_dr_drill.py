@@ -25,7 +25,8 @@ def test_the_drill_restores_the_latest_backup_validates_it_and_reports_rto_and_r
     latest = run_backup(app_db, storage, backup_key, BackupOptions(jobs=2))
     report = run_drill(app_db, storage, backup_key, jobs=2)
     assert report.ok and report.backup_id == latest.id
-    assert [s.name for s in report.steps] == ["validate backup", "restore next to production", "validate data", "report"]
+    assert [s.name for s in report.steps] == ["validate backup", "restore next to production", "validate data",
+                                              "report"]
     assert all(s.ok for s in report.steps)
     assert report.rto_seconds is not None and report.rpo_seconds is not None
     assert report.rpo_source.startswith("age of backup")

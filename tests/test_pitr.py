@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import sys
@@ -154,5 +153,6 @@ def test_the_pitr_commands_set_up_back_up_and_prepare_a_recovery(cluster: Embedd
     assert (data / "recovery.signal").exists() and not (data / "postmaster.pid").exists()
     settings = (data / "postgresql.auto.conf").read_text()
     assert "recovery_target_time" in settings and "+00:00" in settings and "archive_mode = 'off'" in settings
-    again = run_cli("pitr", "restore", "--repo", str(repo), "--target-time", moment.isoformat(), "--data-dir", str(data))
+    again = run_cli("pitr", "restore", "--repo", str(repo), "--target-time", moment.isoformat(),
+                    "--data-dir", str(data))
     assert again.code == 23 and "not empty" in again.stderr

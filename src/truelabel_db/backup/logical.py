@@ -214,4 +214,5 @@ def _restore_into(storage: Storage, manifest: Manifest, target_url: str, key: by
 def compare_counts(expected: dict[str, int], found: dict[str, int]) -> dict[str, tuple[int, int]]:
     """Per table whose rows differ: (rows in the manifest, rows restored); -1 for a missing table."""
     names = set(expected) | set(found)
-    return {n: (expected.get(n, -1), found.get(n, -1)) for n in sorted(names) if expected.get(n, -1) != found.get(n, -1)}
+    pairs = {n: (expected.get(n, -1), found.get(n, -1)) for n in sorted(names)}
+    return {n: pair for n, pair in pairs.items() if pair[0] != pair[1]}

@@ -67,7 +67,8 @@ class S3Storage:
         self._call(f"download of {name}", lambda: self.client.download_file(self.bucket, self._key(name), str(local)))
 
     def put_bytes(self, name: str, data: bytes) -> None:
-        self._call(f"upload of {name}", lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data))
+        self._call(f"upload of {name}",
+                   lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data))
 
     def get_bytes(self, name: str) -> bytes:
         if not self.exists(name):
@@ -83,7 +84,8 @@ class S3Storage:
             self._call(f"looking up {name}", lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(name)))
         except BackupError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            code = cause.response.get("Error", {}).get("Code") if isinstance(cause, ClientError) else None
+            if code in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
         return True
@@ -102,7 +104,8 @@ class S3Storage:
         keys = [o["Key"] for page in self._pages(Prefix=self._key(backup_id) + "/") for o in page.get("Contents", [])]
         for start in range(0, len(keys), 1000):
             batch = {"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}
-            self._call(f"deleting {backup_id}", lambda: self.client.delete_objects(Bucket=self.bucket, Delete=batch))
+            self._call(f"deleting {backup_id}",
+                       lambda b=batch: self.client.delete_objects(Bucket=self.bucket, Delete=b))
 
     def free_bytes(self) -> int | None:
         return None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from truelabel_db.backup.database import drop_database, sibling_url
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
-from truelabel_db.backup.logical import compare_counts, restore_backup
+from truelabel_db.backup.logical import restore_backup
 from truelabel_db.backup.manifest import VERIFICATION, Verification, utc_now
 from truelabel_db.backup.repository import open_sealed
 from truelabel_db.backup.storage import Storage

@@ -83,8 +83,8 @@ def bench_backups(url: str, repo: Path, dumps: Path, jobs: int, env: dict[str, s
     m = run_measured(["sh", "-c", f'"{binary("pg_dump")}" --dbname="$TL_CONNINFO" | gzip > "{dumps}/plain.sql.gz"'],
                      env={**target.env, "TL_CONNINFO": target.conninfo})
     _checked(m, "pg_dump | gzip")
-    plain = Timed("pg_dump | gzip (plain SQL, gzip -6, one process)", m.seconds, (dumps / "plain.sql.gz").stat().st_size,
-                  "no encryption, no checksums")
+    plain = Timed("pg_dump | gzip (plain SQL, gzip -6, one process)", m.seconds,
+                  (dumps / "plain.sql.gz").stat().st_size, "no encryption, no checksums")
     m = run_measured([binary("pg_dump"), "--format=directory", f"--jobs={jobs}", "--compress=6",
                       f"--file={dumps / 'dir'}", f"--dbname={target.conninfo}"], env=target.env)
     _checked(m, "pg_dump -Fd")
@@ -119,7 +119,8 @@ def bench_restores(admin_url: str, repo: Path, dumps: Path, backup_id: str, jobs
     return out
 
 
-def bench_pitr_and_drill(repo: Path, backup_id: str, work_dir: Path, jobs: int, key: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+def bench_pitr_and_drill(repo: Path, backup_id: str, work_dir: Path, jobs: int,
+                         key: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     from truelabel_db.backup import open_storage, restore_backup, run_backup
     from truelabel_db.backup.logical import BackupOptions
     from truelabel_db.dr.drill import run_drill
@@ -164,7 +165,8 @@ def bench_pitr_and_drill(repo: Path, backup_id: str, work_dir: Path, jobs: int, 
             found = conn.execute("SELECT count(*) FROM pitr_marks").fetchone()[0]
         restored.stop()
         restored = None
-        pitr_doc = {"load_from_our_backup_seconds": round(load_seconds, 2), "basebackup_seconds": round(basebackup_seconds, 2),
+        pitr_doc = {"load_from_our_backup_seconds": round(load_seconds, 2),
+                    "basebackup_seconds": round(basebackup_seconds, 2),
                     "basebackup_mb": round(info.bytes / 1e6, 1), "restore_build_data_dir_seconds": round(built, 2),
                     "restore_to_promoted_seconds": round(pitr_seconds, 2),
                     "wal_segments_archived": len([p for p in pitr.wal.iterdir() if len(p.name) == 24]),

@@ -86,7 +86,8 @@ def list_(to: RepoOption = None, json_out: JsonOption = False) -> None:
         if not b.complete:
             view.add_row(b.id, "[yellow]incomplete[/]", "-", "-", "-", "-")
             continue
-        view.add_row(b.id, d["kind"], d["created_at"][:19], f"{d['stored_bytes'] / 1e6:,.1f}", f"{d['rows']:,}", verified)
+        view.add_row(b.id, d["kind"], d["created_at"][:19], f"{d['stored_bytes'] / 1e6:,.1f}", f"{d['rows']:,}",
+                     verified)
     err.print(view)
 
 

@@ -55,4 +55,5 @@ def drill(
     for step in report.steps:
         view.add_row(step.name, f"{step.seconds:.2f}", step.detail)
     err.print(view)
-    err.print(f"[green]drill passed[/]: RTO {report.rto_seconds:.2f} s, RPO {report.rpo_seconds:.2f} s ({report.rpo_source})")
+    err.print(f"[green]drill passed[/]: RTO {report.rto_seconds:.2f} s, "
+              f"RPO {report.rpo_seconds:.2f} s ({report.rpo_source})")

@@ -67,7 +67,8 @@ def restore(
     if json_out:
         emit_json(plan.to_dict())
     err.print(f"[green]data directory ready[/] at {plan.data_dir}: base backup {plan.base_backup.id}, "
-              f"recovers to {plan.target_time.isoformat()} then promotes; start it with pg_ctl -D {plan.data_dir} start")
+              f"recovers to {plan.target_time.isoformat()} then promotes; "
+              f"start it with pg_ctl -D {plan.data_dir} start")
 
 
 @pitr_app.command("status")

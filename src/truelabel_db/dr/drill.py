@@ -92,7 +92,8 @@ class _Drill:
         latest = latest_complete(self.storage)
         self.manifest = open_sealed(self.storage, latest.id, self.key)
         self.report.backup_id = latest.id
-        with tempfile.TemporaryDirectory(prefix="truelabel-drill-", dir=str(self.work_dir) if self.work_dir else None) as tmp:
+        scratch = str(self.work_dir) if self.work_dir else None
+        with tempfile.TemporaryDirectory(prefix="truelabel-drill-", dir=scratch) as tmp:
             for entry in self.manifest.files:
                 local = Path(tmp) / "file"
                 self.storage.get_file(f"{latest.id}/files/{entry.name}.enc", local)

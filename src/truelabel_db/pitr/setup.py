@@ -102,4 +102,4 @@ def archive_status(url: str) -> dict[str, Any]:
         mode = conn.execute("SHOW archive_mode").fetchone()[0]
     keys = ("archived_count", "last_archived_wal", "last_archived_time", "failed_count", "last_failed_wal",
             "last_failed_time")
-    return {"archive_mode": mode, **dict(zip(keys, row))}
+    return {"archive_mode": mode, **dict(zip(keys, row, strict=True))}
