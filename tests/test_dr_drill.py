@@ -29,7 +29,11 @@ def test_the_drill_restores_the_latest_backup_validates_it_and_reports_rto_and_r
                                               "report"]
     assert all(s.ok for s in report.steps)
     assert report.rto_seconds is not None and report.rpo_seconds is not None
-    assert report.rpo_source.startswith("age of backup")
+    assert report.rpo_source.startswith("age of backup") and report.rows_since_backup == 0
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO laboratories (name, accreditation, email) "
+                     "VALUES ('Novo', 'ISO 17025', 'novo@lab.br')")
+    assert run_drill(app_db, storage, backup_key, jobs=2).rows_since_backup == 1
     assert drill_databases(app_db) == []  # the copy is dropped unless kept
 
 

@@ -4,7 +4,8 @@ validate the data → report, each step timed, everything undone on failure.
 It reports the two figures a recovery is judged by. **RTO**, the time from the decision to
 recover to a usable restored database (here: the drill's start to the end of data validation).
 **RPO**, the data at risk: with a PITR archive, the age of its newest WAL segment (what a
-recovery could not bring back if production vanished now); without one, the age of the backup.
+recovery could not bring back if production vanished now); without one, the age of the backup
+(and the rows production gained since it, which a restore of that backup alone would lose).
 The drill restores into a new database on production's server, never touches production's own
 database, and drops its copy afterwards unless asked to keep it.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from truelabel_db.backup.crypto import sha256_of
-from truelabel_db.backup.database import database_name, drop_database, sibling_url
+from truelabel_db.backup.database import database_name, drop_database, row_counts, sibling_url
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
 from truelabel_db.backup.logical import restore_backup
 from truelabel_db.backup.manifest import Manifest, utc_now
@@ -49,6 +50,7 @@ class DrillReport:
     rto_seconds: float | None = None
     rpo_seconds: float | None = None
     rpo_source: str = ""
+    rows_since_backup: int | None = None
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +125,11 @@ class _Drill:
             invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
         if invalid:
             raise BackupIntegrityError(f"the restored database has {invalid} invalid index(es)")
-        return f"{len(self.manifest.row_counts)} tables match the manifest; writable; indexes valid"
+        with connect(self.production_url) as conn:
+            now = row_counts(conn)
+        self.report.rows_since_backup = sum(now.values()) - sum(self.manifest.row_counts.values())
+        return (f"{len(self.manifest.row_counts)} tables match the manifest; writable; indexes valid; "
+                f"production has {self.report.rows_since_backup:+,} rows since the backup")
 
     def figures(self) -> str:
         newest = self.pitr_repo.newest_wal() if self.pitr_repo is not None else None
