@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from truelabel_db.follow import Follower, FollowOptions
 from truelabel_db.follow import apply as apply_module
 from truelabel_db.follow.batch import SchemaChanged
 from truelabel_db.legacy.generator import generate
+from truelabel_db.legacy.source import check_is_sqlite
+from truelabel_db.legacy.source import connect as sqlite_connect
 
 
 @pytest.fixture
@@ -285,12 +291,11 @@ def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> 
     _app_writes(legacy, 40, seed=15)
     cluster.restart()
     _app_writes(legacy, 40, seed=16)
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with psycopg.connect(url) as conn:
-            position = conn.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0]
+            row = conn.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()
+        position = row[0] if row else None   # the follower may not have recorded a state yet
         last = sqlite3.connect(legacy).execute("SELECT max(seq) FROM _truelabel_changelog").fetchone()[0]
         if position == last:
             break
@@ -319,13 +324,43 @@ def test_the_follower_waits_out_an_app_holding_the_sqlite_lock(live_legacy: Path
     assert differences(live_legacy, pg) == {}
 
 
-def test_a_wal_mode_file_is_refused_rather_than_followed_unsafely(live_legacy: Path, pg_url: str,
-                                                                   tmp_path: Path) -> None:
-    from truelabel_db.errors import SourceError
-
-    _copy(live_legacy, pg_url, tmp_path)
+def test_opening_the_file_never_drops_the_lock_of_another_connection_in_wal_mode(live_legacy: Path) -> None:
+    """Closing a Python file descriptor drops every POSIX lock of the process on that file; the
+    check that a file is SQLite must not do that, or another process believes it is the last
+    connection and deletes the WAL under our reader."""
     sqlite3.connect(live_legacy).execute("PRAGMA journal_mode = WAL").fetchone()
-    follower = Follower(live_legacy, pg_url)
-    with pytest.raises(SourceError, match="WAL mode"):
-        follower.run(until_caught_up=True)
+    reader = sqlite_connect(live_legacy)
+    reader.execute("SELECT count(*) FROM users").fetchone()        # holds its shared lock from now on
+    check_is_sqlite(live_legacy)
+    sqlite_connect(live_legacy, read_only=False).close()
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sqlite3
+        conn = sqlite3.connect({str(live_legacy)!r}, isolation_level=None)
+        conn.execute("UPDATE users SET name = name")
+        conn.close()   # the last connection would checkpoint and delete the WAL
+    """)], check=True)
+    assert Path(str(live_legacy) + "-wal").exists()
+    reader.close()
+
+
+def test_a_wal_mode_file_is_followed_while_another_process_writes_in_bursts(live_legacy: Path, pg_url: str,
+                                                                             pg: psycopg.Connection,
+                                                                             tmp_path: Path) -> None:
+    sqlite3.connect(live_legacy).execute("PRAGMA journal_mode = WAL").fetchone()
+    _copy(live_legacy, pg_url, tmp_path)
+    follower = Follower(live_legacy, pg_url, FollowOptions(trim_every=1, batch_size=200))
+    runner = threading.Thread(target=lambda: follower.run(max_seconds=120))
+    runner.start()
+    for burst in range(3):   # each writer process opens, writes flat out, closes: the WAL's hard case
+        subprocess.run([sys.executable, "-m", "truelabel_db.bench.app_writer", "--db", str(live_legacy),
+                        "--rate", "0", "--seconds", "1", "--seed", str(burst)], check=True, capture_output=True)
+    deadline = time.monotonic() + 30
+    with sqlite3.connect(live_legacy) as conn:
+        last = conn.execute("SELECT max(seq) FROM _truelabel_changelog").fetchone()[0]
+    while follower.stats.position < last and time.monotonic() < deadline:
+        time.sleep(0.05)
+    follower.stop()
+    runner.join()
     follower.close()
+    assert follower.stats.position == last > 0
+    assert differences(live_legacy, pg) == {}

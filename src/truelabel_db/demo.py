@@ -7,6 +7,7 @@ whole migration on a machine that has nothing set up.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from truelabel_db.copy import CopyOptions, CopyResult, run_copy
 from truelabel_db.copy.summary import render as render_copy
+from truelabel_db.hotpaths import LegacyHotPaths, PostgresHotPaths
 from truelabel_db.progress import RichProgress
 from truelabel_db.quarantine import list_records
 from truelabel_db.target.connection import connect
@@ -59,6 +61,26 @@ def _fresh_database(admin_url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(admin_url, dbname=name)
 
 
+def _hot_paths_once(legacy: Path, url: str, console: Console) -> None:
+    """The plan's three headline operations, once each, the app's way on SQLite and on PostgreSQL."""
+    sqlite_side, pg_side = LegacyHotPaths(legacy, mode="app", writable=False), PostgresHotPaths(url, max_size=1)
+    try:
+        brand = pg_side.brands(1)[0]
+        for label, call in (("product list (1000)", lambda p: p.product_list(1000)),
+                            ("QR scan analytics, 30 days", lambda p: p.qr_analytics(brand, 30)),
+                            ("brand dashboard", lambda p: p.brand_dashboard(brand))):
+            timings = []
+            for side in (sqlite_side, pg_side):
+                started = time.perf_counter()
+                call(side)
+                timings.append((time.perf_counter() - started) * 1000)
+            console.print(f"  {label}: SQLite the app's way {timings[0]:,.1f} ms, PostgreSQL {timings[1]:,.1f} ms")
+        console.print("  (one run each; `truelabel-db bench queries` measures them properly)")
+    finally:
+        sqlite_side.close()
+        pg_side.close()
+
+
 def _migrate(legacy: Path, url: str, options: CopyOptions, console: Console) -> CopyResult:
     result = run_copy(legacy, url, options, RichProgress(console))
     render_copy(result, console)
@@ -74,6 +96,7 @@ def _migrate(legacy: Path, url: str, options: CopyOptions, console: Console) -> 
             ("proteína",)).fetchone()[0]
         console.print(f"  full-text search 'proteína': {hits:,} products")
         records = list_records(conn, limit=5)
+    _hot_paths_once(legacy, url, console)
     if records:
         console.rule("5. a few quarantined rows (truelabel-db quarantine list shows them all)")
         for record in records:

@@ -147,6 +147,12 @@ class EmbeddedCluster:
             self.settings.update(settings)
         self.start()
 
+    def run_tool(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run one of the server's programs (``pg_basebackup``, ...) as the cluster's user, from
+        the base folder, which is created and handed to that user first."""
+        self._prepare_dirs()
+        return self._run(program, *args)
+
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

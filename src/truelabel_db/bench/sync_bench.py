@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -79,16 +80,21 @@ def _while_following(follower: Follower, db: Path, rate: float, seconds: float, 
 
 
 def run_sync_bench(base: Path, admin_url: str, work_dir: Path, *, seconds: float = 5.0,
-                   steady_rate: float = 500.0) -> SyncBenchResult:
+                   steady_rate: float = 500.0, journal: str = "delete") -> SyncBenchResult:
+    """``journal``: the legacy file's journal mode, ``delete`` (Prisma's default) or ``wal``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     db = work_dir / "sync.db"
+    for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
     shutil.copyfile(base, db)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA journal_mode = {'WAL' if journal == 'wal' else 'DELETE'}").fetchone()
     result = SyncBenchResult()
     result.writer_max_rate_without_capture = _writer(db, 0, seconds, 1)["rate"]
     install_capture(db)
     result.writer_max_rate_with_capture = _writer(db, 0, seconds, 2)["rate"]
     url = fresh_database(admin_url, "truelabel_bench_sync")
-    run_copy(db, url, CopyOptions(work_dir=work_dir / "copy", in_place=True))
+    run_copy(db, url, CopyOptions(work_dir=work_dir / "copy", in_place=journal != "wal", resume=False))
     result.backlog_changes = int(_writer(db, 0, seconds, 3)["writes"])
     follower = Follower(db, url, FollowOptions(poll_interval=0.01))
     started = time.perf_counter()

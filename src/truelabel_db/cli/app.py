@@ -12,16 +12,21 @@ import typer
 from truelabel_db.cli import (
     backup_cmd,
     bench_cmd,
+    cache_cmd,
     capture_cmd,
     copy_cmd,
     cutover_cmd,
     dr_cmd,
     follow_cmd,
     legacy_cmd,
+    maintain_cmd,
     migrate_cmd,
+    monitor_cmd,
     pitr_cmd,
     quarantine_cmd,
+    replica_cmd,
     schema_cmd,
+    serve_cmd,
     verify_cmd,
 )
 from truelabel_db.cli.output import err
@@ -42,6 +47,11 @@ bench_cmd.register(app)
 backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)
+serve_cmd.register(app)
+cache_cmd.register(app)
+monitor_cmd.register(app)
+maintain_cmd.register(app)
+replica_cmd.register(app)
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from truelabel_db.cli.copy_cmd import TargetOption
 from truelabel_db.cli.output import emit_json, err
+from truelabel_db.errors import ConfigError
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the reference tools.")
@@ -52,6 +53,7 @@ def sync(
     target: TargetOption = None,
     seconds: Annotated[float, typer.Option(help="Length of each writer phase.")] = 5.0,
     rate: Annotated[float, typer.Option(help="The steady writer's rate, writes/s.")] = 500.0,
+    journal: Annotated[str, typer.Option(help="The legacy file's journal mode: delete or wal.")] = "delete",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -60,7 +62,10 @@ def sync(
     from truelabel_db.bench.sync_bench import run_sync_bench
 
     base, admin_url = clean_legacy(work_dir, scale), target or DEFAULT_ADMIN_URL
-    doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate).to_dict()
+    if journal not in ("delete", "wal"):
+        raise ConfigError("--journal must be delete or wal")
+    doc = run_sync_bench(base, admin_url, work_dir / "sync", seconds=seconds, steady_rate=rate,
+                         journal=journal).to_dict()
     if json_out:
         emit_json(doc)
     view = Table("measure", "value")
@@ -136,3 +141,104 @@ def backup_bench(
     view.add_row("drill RTO", f"{doc['drill']['rto_seconds']:.2f} s")
     view.add_row("drill RPO", f"{doc['drill']['rpo_seconds']:.2f} s ({doc['drill']['rpo_source']})")
     err.print(view)
+@bench_app.command("queries")
+def queries(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    budget: Annotated[float, typer.Option(help="Seconds per path and contender (at least 3 runs).")] = 8.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Each hot path on SQLite (the app's N+1, best SQL, best SQL + indexes) and on PostgreSQL."""
+    from truelabel_db.bench.queries_bench import PLAN, run_queries_bench
+
+    result = run_queries_bench(scale, target or DEFAULT_ADMIN_URL, work_dir, budget=budget,
+                               progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    doc = result.to_dict()
+    if json_out:
+        emit_json(doc)
+    err.print(f"scale {scale:g}: " + ", ".join(f"{n:,} {t}" for t, n in doc["rows"].items()))
+    view = Table("hot path", "SQLite app (N+1)", "SQLite best SQL", "SQLite + indexes", "PostgreSQL",
+                 "improvement vs app", "plan")
+    for path, entry in doc["paths"].items():
+        cells = [f"{entry[c]['median_ms']:,.1f} / {entry[c]['p99_ms']:,.1f}" for c in result.contenders]
+        plan = entry.get("plan")
+        plan_text = (f"{PLAN[path][0]:,.0f} → {PLAN[path][1]:,.0f} ms, ≥{plan['improvement']:.0%}: "
+                     f"{'met' if plan['met'] else 'NOT met'}") if plan else "-"
+        view.add_row(path, *cells, f"{entry['improvement_vs_app']:.1%}", plan_text)
+    err.print("median / p99 in ms")
+    _wide()
+    err.print(view)
+
+
+@bench_app.command("load")
+def load(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the cache runs (flushed!).")] =
+        "redis://127.0.0.1:6379/12",
+    concurrency: Annotated[int, typer.Option(help="Clients of the main runs.")] = 200,
+    duration: Annotated[float, typer.Option(help="Seconds of each main run.")] = 30.0,
+    sweep_seconds: Annotated[float, typer.Option(help="Seconds of each step of the concurrency sweep.")] = 5.0,
+    workers: Annotated[int, typer.Option(help="Service worker processes.")] = 2,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Requests/s and latency through `serve` on SQLite and PostgreSQL, cache off and on."""
+    from truelabel_db.bench.load_bench import run_load_bench
+
+    doc = run_load_bench(scale, target or DEFAULT_ADMIN_URL, redis_url, work_dir, concurrency=concurrency,
+                         duration=duration, sweep_seconds=sweep_seconds, workers=workers,
+                         progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    if json_out:
+        emit_json(doc)
+    view = Table("database", "cache", "mix", "clients", "req/s", "writes/s", "p50 ms", "p99 ms", "errors")
+    for r in doc["runs"]:
+        view.add_row(r["database"], "on" if r["cache"] else "off", r["mix"], str(r["concurrency"]),
+                     f"{r['rps']:,.0f}", f"{r['write_tps']:,.0f}", f"{r['p50_ms']:,.1f}", f"{r['p99_ms']:,.1f}",
+                     f"{r['errors']:,}")
+    _wide()
+    err.print(view)
+    sustained = Table("database", "cache", "mix", f"clients with p99 < {doc['p99_bound_ms']:.0f} ms",
+                      "req/s there", "writes/s there", "p99 ms")
+    for s in doc["sustained"]:
+        sustained.add_row(s["database"], "on" if s["cache"] else "off", s["mix"], str(s["concurrency"]),
+                          f"{s['rps']:,.0f}", f"{s['write_tps']:,.0f}", str(s["p99_ms"]))
+    err.print(sustained)
+@bench_app.command("maintenance")
+def maintenance_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    rate: Annotated[float, typer.Option(help="The app load's rate, operations/s.")] = 300.0,
+    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The app's p99 with and without each maintenance job; bloat estimate vs truth; replica lag."""
+    from truelabel_db.bench.copy_bench import clean_legacy
+    from truelabel_db.bench.maintenance_bench import run_maintenance_bench
+
+    doc = run_maintenance_bench(clean_legacy(work_dir, scale), scale, work_dir.resolve(), rate=rate,
+                                seconds=seconds).to_dict()
+    if json_out:
+        emit_json(doc)
+    view = Table("phase", "app ops/s", "p50 ms", "p99 ms", "max ms", "failed", "job runs", "first run s")
+    for p in doc["phases"]:
+        a = p["app"]
+        view.add_row(p["job"] or "no maintenance", f"{a['rate']:,}", f"{a['p50_ms']}", f"{a['p99_ms']}",
+                     f"{a['max_ms']}", str(a["failed"]), str(p["job_runs"]), str(p["job_seconds_first"] or "-"))
+    err.print(view)
+    err.print(f"p99 spread over the runs without maintenance (noise): {doc['p99_noise_ms']} ms")
+    bloat = Table("rows deleted", "pgstattuple %", "estimate %", "estimate before delete %", "table MB")
+    for b in doc["bloat"]:
+        bloat.add_row(f"{b['deleted']:.0%}", str(b["pgstattuple_pct"]), str(b["estimate_pct"]),
+                      str(b["estimate_before_delete_pct"]), str(b["table_mb"]))
+    err.print(bloat)
+    for label, r in doc["replica"].items():
+        if isinstance(r, dict):
+            err.print(f"replica lag, app {label} ({r['app_rate']:,} ops/s): p50 {r['lag_p50_ms']} ms, "
+                      f"p99 {r['lag_p99_ms']} ms, max {r['lag_max_ms']} ms, at most {r['bytes_behind_max']:,} bytes behind")
+
+
+def _wide() -> None:
+    """Benchmark tables have many columns: do not fold them to a pipe's 80 characters."""
+    err.width = max(err.width, 170)

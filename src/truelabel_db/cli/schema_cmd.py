@@ -57,3 +57,23 @@ def mapping(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     for row in rows:
         table.add_row(*row)
     err.print(table)
+
+
+@schema_app.command("roles")
+def roles(
+    target: TargetOption = None,
+    app_role: Annotated[str, typer.Option(help="The app's group role (NOLOGIN).")] = "truelabel_app",
+    readonly_role: Annotated[str, typer.Option(help="The read-only group role (NOLOGIN).")] = "truelabel_readonly",
+    login: Annotated[str | None, typer.Option(help="Also create this LOGIN role, a member of the app role; "
+                                                   "its password from $TRUELABEL_APP_PASSWORD.")] = None,
+) -> None:
+    """Create the least-privilege roles the app and readers run as, and grant them."""
+    import os
+
+    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.target.roles import ensure_roles
+
+    with connect(resolve_target(target), autocommit=True) as conn:
+        report = ensure_roles(conn, app_role, readonly_role, login, os.environ.get("TRUELABEL_APP_PASSWORD"))
+    err.print(f"roles created: {', '.join(report.created) or 'none (all existed)'}; "
+              f"{len(report.granted)} grants applied")

@@ -30,10 +30,6 @@ from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.target.connection import connect
 
 
-class UnsupportedSource(SourceError):
-    """A legacy file the follower will not follow (it says why)."""
-
-
 class NothingToFollow(TargetError):
     """No finished copy with a changelog position: there is no starting point."""
 
@@ -83,26 +79,6 @@ class Follower:
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
 
-    def _refuse_wal(self) -> None:
-        """WAL-mode files are refused until following one under concurrent writers is proven.
-
-        Measured: with the file in WAL mode and the app writing from another process, the
-        follower once kept reading a stale snapshot (it reported no lag while a burst of
-        changes went unapplied) and a fresh connection read "database disk image is
-        malformed". Rollback-journal mode, Prisma's default, is what is tested. Refusing is
-        better than losing changes silently.
-        """
-        try:
-            mode = str(self._sqlite.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        except sqlite3.Error as exc:
-            from truelabel_db.legacy.source import translate_sqlite_error
-
-            raise translate_sqlite_error(exc, self.source) from exc
-        if mode == "wal":
-            raise UnsupportedSource(f"{self.source} is in WAL mode, which follow does not support yet; "
-                              "switch it with PRAGMA journal_mode = DELETE (with the app stopped for a moment) "
-                              "and start again")
-
     def stop(self) -> None:
         self._stop.set()
 
@@ -131,7 +107,6 @@ class Follower:
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 if not started:  # the committed position, read again after any reconnect
-                    self._refuse_wal()
                     self.stats.position = self.start_position()
                     started = True
                 applied = self.step()
@@ -143,7 +118,7 @@ class Follower:
                 started = False
                 continue
             except SourceError as exc:
-                if isinstance(exc, (SchemaChanged, UnsupportedSource)):
+                if isinstance(exc, SchemaChanged):
                     raise
                 backoff = self._back_off(backoff, exc)
                 continue

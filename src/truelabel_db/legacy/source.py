@@ -18,7 +18,6 @@ from pathlib import Path
 from truelabel_db.errors import SourceError, SourceLockedError
 from truelabel_db.legacy.schema import LegacyTable, read_schema
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_ENV = "TRUELABEL_BUSY_TIMEOUT_MS"
 
 
@@ -40,17 +39,32 @@ class SourceFingerprint:
 
 
 def check_is_sqlite(path: Path) -> None:
-    """Fail with one clear line unless ``path`` is an existing SQLite 3 file."""
+    """Fail with one clear line unless ``path`` is an existing SQLite 3 file.
+
+    The header is read through SQLite, never with Python's ``open``: closing a descriptor of
+    the database file drops every POSIX lock this process holds on it, including those of
+    SQLite connections that are open on it. In WAL mode that shared lock is what tells another
+    process it is not the last connection; without it, that process checkpoints and deletes
+    the WAL under our reader, which then reads a stale snapshot or "malformed" pages. SQLite
+    itself keeps such descriptors open until its last connection to the file closes.
+    """
     if not path.exists():
         raise SourceError(f"legacy database not found: {path}")
     if not path.is_file():
         raise SourceError(f"legacy database is not a file: {path}")
     try:
-        with path.open("rb") as fh:
-            header = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise SourceError(f"cannot read legacy database {path}: {exc.strerror}") from exc
-    if header != SQLITE_MAGIC:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise SourceError(f"cannot read legacy database {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "encrypted" in str(exc):
+            raise SourceError(f"not a SQLite database: {path}") from exc
+        raise translate_sqlite_error(exc, path) from exc
+    finally:
+        conn.close()
+    if path.stat().st_size and path.stat().st_size < 100:
         raise SourceError(f"not a SQLite database: {path}")
 
 

@@ -35,8 +35,11 @@ WITH NO DATA;
 -- Plain and unique over every row: what REFRESH ... CONCURRENTLY requires.
 CREATE UNIQUE INDEX IF NOT EXISTS idx_brand_dashboard_user ON brand_dashboard_stats (user_id);
 
+-- The app's runtime role may refresh the view without owning it: the function runs with its
+-- owner's rights on a fixed search_path (no one can shadow a table it names), and only roles
+-- granted EXECUTE may call it (`truelabel-db schema roles` grants it to the app role).
 CREATE OR REPLACE FUNCTION refresh_dashboard_stats() RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF (SELECT relispopulated FROM pg_class WHERE oid = 'brand_dashboard_stats'::regclass) THEN
         REFRESH MATERIALIZED VIEW CONCURRENTLY brand_dashboard_stats;
@@ -45,3 +48,4 @@ BEGIN
     END IF;
 END;
 $$;
+REVOKE EXECUTE ON FUNCTION refresh_dashboard_stats() FROM PUBLIC;

@@ -1,0 +1,224 @@
+"""The layered cache of plan §4.1: L1 memory → L2 Redis → L3 PostgreSQL, then the loader.
+
+Reads try each layer in turn and promote a hit to the layers above it. Writes go through
+every layer with its TTL (L1 never keeps a value longer than its own bound; L3 only takes
+persistent entries). ``get_or_load`` adds stampede protection: within a process one thread
+loads a key and the others wait for its result; across processes the Redis lock elects one
+loader and the others poll L2 for its value (bounded by ``wait``), loading themselves only if
+it never comes. A value whose key was invalidated while it was being computed is returned to
+its caller but not cached.
+
+Nothing here raises because Redis or the cache table is unavailable: a layer that fails is
+skipped, and the worst case is the loader, i.e. the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from truelabel_db.cache.bus import InvalidationBus
+from truelabel_db.cache.memory import MemoryLayer
+from truelabel_db.cache.postgres_layer import PostgresLayer
+from truelabel_db.cache.redis_layer import RedisLayer
+from truelabel_db.cache.stats import CacheStats
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The plan's figures: L1 1000 entries for 1 min, L2 5 min by default."""
+
+    l1_size: int = 1000
+    l1_ttl: float = 60.0
+    default_ttl: float = 300.0
+    lock_ttl: float = 10.0      # a loader that dies frees its key after this
+    wait: float = 5.0           # how long a waiter waits for another process's load
+    poll: float = 0.01
+    stats_flush: float = 2.0
+
+
+class LayeredCache:
+    def __init__(self, redis_url: str | None = None, pool: ConnectionPool | None = None,
+                 config: CacheConfig = CacheConfig()) -> None:
+        self.config = config
+        self.origin = uuid.uuid4().hex
+        self.l1 = MemoryLayer(config.l1_size, config.l1_ttl)
+        self.l2 = RedisLayer(redis_url) if redis_url else None
+        self.l3 = PostgresLayer(pool) if pool else None
+        self.stats = CacheStats()
+        self._flights: dict[str, Future[Any]] = {}
+        self._flights_lock = threading.Lock()
+        self._generation = 0
+        self.bus = (InvalidationBus(redis_url, self.origin, self._remote_invalidation, self._bus_dropped)
+                    if redis_url else None)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_stats, name="cache-stats", daemon=True)
+
+    def start(self) -> "LayeredCache":
+        """Listen for other processes' invalidations and publish counters."""
+        if self.bus is not None:
+            self.bus.start()
+        self._flusher.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.bus is not None:
+            self.bus.stop()
+        if self._flusher.is_alive():
+            self._flusher.join(timeout=3)
+        if self.l2 is not None:
+            self.l2.add_stats(self.stats.unflushed())
+            self.l2.close()
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, key: str) -> tuple[bool, Any]:
+        value = self.l1.get(key)
+        if value is not MemoryLayer.MISSING:
+            self.stats.hit("l1")
+            return True, value
+        self.stats.miss("l1")
+        generation = self._generation
+        if self.l2 is not None and self.l2.available:
+            found, value = self.l2.get(key)
+            if found:
+                self.stats.hit("l2")
+                self._fill_l1(key, value, self.config.l1_ttl, generation)
+                return True, value
+            self.stats.miss("l2")
+        if self.l3 is not None:
+            found, value, left = self.l3.get(key)
+            if found:
+                self.stats.hit("l3")
+                if self.l2 is not None:
+                    self.l2.set(key, value, left)
+                self._fill_l1(key, value, left, generation)
+                return True, value
+            self.stats.miss("l3")
+        return False, None
+
+    # -- writes ----------------------------------------------------------------------------
+    def set(self, key: str, value: Any, ttl: float | None = None, persistent: bool = False) -> None:
+        ttl = ttl or self.config.default_ttl
+        self.l1.set(key, value, ttl)
+        if self.l2 is not None:
+            self.l2.set(key, value, ttl)
+        if persistent and self.l3 is not None:
+            self._l3_set(key, value, ttl)
+
+    def get_or_load(self, key: str, loader: Callable[[], T], ttl: float | None = None,
+                    persistent: bool = False) -> T:
+        found, value = self.get(key)
+        if found:
+            return value
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = Future()
+        assert flight is not None
+        if not leader:
+            self.stats.add("waits")
+            return flight.result()
+        try:
+            value = self._load(key, loader, ttl or self.config.default_ttl, persistent)
+            flight.set_result(value)
+            return value
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+
+    def _load(self, key: str, loader: Callable[[], T], ttl: float, persistent: bool) -> T:
+        generation = self._generation
+        token = uuid.uuid4().hex
+        locked = self.l2.try_lock(key, token, self.config.lock_ttl) if self.l2 is not None else None
+        if locked is False:
+            found, value = self._wait_for_other_loader(key)
+            if found:
+                self.stats.add("waits")
+                self._fill_l1(key, value, ttl, generation)
+                return value
+        self.stats.add("loads")
+        try:
+            value = loader()
+        except BaseException:
+            if locked and self.l2 is not None:
+                self.l2.unlock(key, token)
+            raise
+        if locked and self.l2 is not None and not self.l2.store_if_ours(key, token, value, ttl):
+            self.stats.add("discarded")
+            return value
+        if not locked and self.l2 is not None:
+            self.l2.set(key, value, ttl)
+        self._fill_l1(key, value, ttl, generation)
+        if persistent and self.l3 is not None:
+            self._l3_set(key, value, ttl)
+        return value
+
+    def _wait_for_other_loader(self, key: str) -> tuple[bool, Any]:
+        assert self.l2 is not None
+        deadline = time.monotonic() + self.config.wait
+        while time.monotonic() < deadline:
+            time.sleep(self.config.poll)
+            found, value = self.l2.get(key)
+            if found:
+                return True, value
+            if not self.l2.available or not self.l2.lock_holder(key):
+                return self.l2.get(key)  # stored just now, discarded, or Redis went away
+        return False, None
+
+    def _fill_l1(self, key: str, value: Any, ttl: float, generation: int) -> None:
+        """Only if no invalidation reached this process since the value was read or loaded."""
+        if generation == self._generation:
+            self.l1.set(key, value, ttl)
+
+    def _l3_set(self, key: str, value: Any, ttl: float) -> None:
+        try:
+            self.l3.set(key, value, ttl)  # type: ignore[union-attr]
+        except psycopg.Error:
+            pass  # L3 is a second chance; losing one write to it loses nothing
+
+    # -- invalidation ----------------------------------------------------------------------
+    def invalidate(self, keys: Sequence[str] = (), groups: Sequence[str] = ()) -> None:
+        """Drop keys and groups from every layer here, and from every other process's L1."""
+        self._drop_local(list(keys), list(groups))
+        self.stats.add("invalidations")
+        if self.l2 is not None:
+            self.l2.invalidate(keys, groups)
+            self.l2.publish({"origin": self.origin, "keys": list(keys), "groups": list(groups)})
+        if self.l3 is not None:
+            try:
+                self.l3.invalidate(keys, groups)
+            except psycopg.Error:
+                pass
+
+    def _drop_local(self, keys: list[str], groups: list[str]) -> None:
+        self._generation += 1
+        self.l1.delete(keys, groups)
+
+    def _remote_invalidation(self, keys: list[str], groups: list[str]) -> None:
+        self._drop_local(keys, groups)
+
+    def _bus_dropped(self) -> None:
+        self._generation += 1
+        self.l1.clear()
+        self.stats.add("bus_drops")
+
+    # -- counters --------------------------------------------------------------------------
+    def _flush_stats(self) -> None:
+        while not self._stop.wait(self.config.stats_flush):
+            if self.l2 is not None:
+                self.l2.add_stats(self.stats.unflushed())

@@ -1,0 +1,78 @@
+"""``serve``: the reference service over the hot paths, on either database."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from truelabel_db.cli.output import err
+from truelabel_db.errors import ConfigError
+
+DATABASE_ENV, REDIS_ENV = "TRUELABEL_DATABASE", "TRUELABEL_REDIS_URL"
+
+DatabaseOption = Annotated[str | None, typer.Option(
+    "--database", help=f"A legacy SQLite file or a PostgreSQL URL (default: ${DATABASE_ENV}).")]
+RedisOption = Annotated[str | None, typer.Option(
+    "--redis", help=f"Redis for the L2 cache, the cutover gate and the primary (default: ${REDIS_ENV}).")]
+
+
+def resolve_database(database: str | None) -> str:
+    chosen = database or os.environ.get(DATABASE_ENV)
+    if not chosen:
+        raise ConfigError(f"no database: pass --database or set {DATABASE_ENV}")
+    return chosen
+
+
+def resolve_redis(url: str | None) -> str | None:
+    return url or os.environ.get(REDIS_ENV)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    database: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Worker processes (their L1 caches are kept "
+                                              "coherent over Redis pub/sub).")] = 1,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache")] = True,
+    primary_file: Annotated[str | None, typer.Option(help="The cutover's primary file.")] = None,
+    follow: Annotated[bool, typer.Option("--follow-primary/--no-follow-primary")] = True,
+    gate_wait: Annotated[float, typer.Option(help="Seconds a write waits at a raised gate.")] = 5.0,
+    pool_size: Annotated[int, typer.Option(help="PostgreSQL connections per worker.")] = 20,
+    refresh_every: Annotated[float, typer.Option(help="Seconds between dashboard view refreshes.")] = 600.0,
+    warm_every: Annotated[float, typer.Option(help="Seconds between cache warmings.")] = 3600.0,
+    warm_brands: Annotated[int, typer.Option(help="Brand dashboards each warming loads.")] = 50,
+    legacy_mode: Annotated[str, typer.Option(help="On SQLite: 'best' SQL, or 'app' (the N+1 way).")] = "best",
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="A read replica's URL (repeat for several; passwords via ~/.pgpass).")] = None,
+    replica_max_lag: Annotated[float, typer.Option(help="Seconds of lag above which a replica gets no reads.")] = 5.0,
+) -> None:
+    """Serve True Label's hot paths over HTTP (OpenAPI docs at /docs, health at /health).
+
+    PostgreSQL credentials for a primary published by the cutover come from
+    $TRUELABEL_TARGET_URL, never from the command line.
+    """
+    import uvicorn
+
+    from truelabel_db.hotpaths import open_hot_paths
+    from truelabel_db.service.config import CONFIG_ENV, ServiceConfig
+
+    chosen = resolve_database(database)
+    open_hot_paths(chosen, mode=legacy_mode, pool_size=1).close()  # fail now, in one line
+    config = ServiceConfig(database=chosen, redis_url=resolve_redis(redis_url), cache=cache,
+                           primary_file=primary_file, follow_primary=follow,
+                           postgres_url=os.environ.get("TRUELABEL_TARGET_URL"), gate_wait=gate_wait,
+                           pool_size=pool_size, refresh_interval=refresh_every, warm_interval=warm_every,
+                           warm_brands=warm_brands,
+                           legacy_mode=legacy_mode, replicas=tuple(replica or ()),
+                           replica_max_lag=replica_max_lag)
+    os.environ[CONFIG_ENV] = config.to_env()
+    err.print(f"serving on http://{host}:{port} ({workers} worker(s), cache {'on' if cache else 'off'})")
+    uvicorn.run("truelabel_db.service.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", access_log=False)

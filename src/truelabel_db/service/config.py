@@ -1,0 +1,49 @@
+"""What the reference service needs to know, from options or the environment.
+
+The service runs in worker processes started by uvicorn, so its configuration travels as JSON
+in an environment variable rather than on a command line (a database URL may hold a password).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONFIG_ENV = "TRUELABEL_SERVE_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    database: str                         # a legacy SQLite path or a PostgreSQL URL
+    redis_url: str | None = None          # L2 cache, the cutover gate and the published primary
+    cache: bool = True
+    primary_file: str | None = None       # the cutover's primary file, when Redis is not used
+    follow_primary: bool = True
+    postgres_url: str | None = None       # credentials for the primary the cutover publishes
+    replicas: tuple[str, ...] = ()
+    replica_max_lag: float = 5.0
+    gate_wait: float = 5.0                # how long a write is held while the gate is up
+    pool_size: int = 20
+    follow_interval: float = 0.2
+    refresh_interval: float = 600.0       # brand_dashboard_stats (plan: every 10 minutes)
+    warm_interval: float = 3600.0         # cache warming (plan: hourly)
+    warm_on_start: bool = True
+    warm_products: int = 100              # the most scanned products (plan §4.3: 100)
+    warm_brands: int = 50                 # dashboards of that many brands
+    legacy_mode: str = "best"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServiceConfig":
+        data = json.loads(os.environ[CONFIG_ENV])
+        data["replicas"] = tuple(data.get("replicas", ()))
+        return cls(**data)
+
+    @property
+    def primary_path(self) -> Path | None:
+        return Path(self.primary_file) if self.primary_file else None

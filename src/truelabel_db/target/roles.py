@@ -1,0 +1,92 @@
+"""Least privilege: the roles the app and read-only users run as, never the migration's owner.
+
+- ``app`` (NOLOGIN, a group): reads and writes rows of the application's tables, reads the
+  dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, nothing in
+  ``truelabel_meta`` (the quarantine holds original values).
+- ``readonly`` (NOLOGIN): SELECT on the same tables and the view, for reports and replicas.
+- an optional LOGIN role that is a member of ``app``. Its password comes from an environment
+  variable and is hashed here (SCRAM-SHA-256, by libpq) before it is sent, so the cleartext is
+  neither on a command line nor in the server's statement log.
+
+Partitions are reached through their parent, whose grants apply; partitions created later by
+maintenance need nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from truelabel_db.errors import ConfigError, TargetError
+from truelabel_db.target.mapping import TABLES
+
+APP_EXTRA_TABLES = ("cache_entries",)
+DASHBOARD_VIEW = "brand_dashboard_stats"
+REFRESH_FUNCTION = "refresh_dashboard_stats"
+
+
+@dataclass
+class RolesReport:
+    created: list[str] = field(default_factory=list)
+    granted: list[str] = field(default_factory=list)
+
+
+def app_tables() -> list[str]:
+    return [t.target for t in TABLES] + list(APP_EXTRA_TABLES)
+
+
+def ensure_roles(conn: psycopg.Connection, app: str = "truelabel_app", readonly: str = "truelabel_readonly",
+                 login: str | None = None, password: str | None = None) -> RolesReport:
+    """Create (if missing) and grant; safe to run again after the schema grows."""
+    report = RolesReport()
+    try:
+        with conn.transaction():
+            for role in (app, readonly):
+                _create_group(conn, role, report)
+            _grant(conn, app, readonly, report)
+            if login:
+                _create_login(conn, login, app, password, report)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise TargetError(f"creating roles needs CREATEROLE (or a superuser): {exc.diag.message_primary}") from exc
+    return report
+
+
+def _exists(conn: psycopg.Connection, role: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+
+def _create_group(conn: psycopg.Connection, role: str, report: RolesReport) -> None:
+    if not _exists(conn, role):
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        report.created.append(role)
+
+
+def _grant(conn: psycopg.Connection, app: str, readonly: str, report: RolesReport) -> None:
+    tables = sql.SQL(", ").join(sql.Identifier(t) for t in app_tables())
+    both = sql.SQL(", ").join(sql.Identifier(r) for r in (app, readonly))
+    statements = [
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(both),
+        sql.SQL("GRANT SELECT ON {}, {} TO {}").format(tables, sql.Identifier(DASHBOARD_VIEW), both),
+        sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(tables, sql.Identifier(app)),
+        sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(sql.Identifier(REFRESH_FUNCTION),
+                                                               sql.Identifier(app)),
+    ]
+    for statement in statements:
+        conn.execute(statement)
+        report.granted.append(statement.as_string(conn))
+
+
+def _create_login(conn: psycopg.Connection, login: str, app: str, password: str | None,
+                  report: RolesReport) -> None:
+    if login in (app,):
+        raise ConfigError("the login role must differ from the group role")
+    if not _exists(conn, login):
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
+        report.created.append(login)
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(app), sql.Identifier(login)))
+    if password:
+        verifier = conn.pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256")
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(login), sql.Literal(verifier.decode())))

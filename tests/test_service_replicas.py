@@ -1,0 +1,81 @@
+"""The service reads from a streaming replica within the lag bound and writes to the primary."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from truelabel_db.copy import CopyOptions, run_copy
+from truelabel_db.embedded import EmbeddedCluster, free_port
+from truelabel_db.legacy.generator import generate
+from truelabel_db.replicas.add import add_replica
+from truelabel_db.service import ServiceConfig, create_app
+from truelabel_db.target.connection import describe
+
+
+@dataclass
+class Topology:
+    primary_url: str
+    replica_url: str
+    replica: EmbeddedCluster
+
+
+@pytest.fixture(scope="module")
+def topology() -> Iterator[Topology]:
+    folder = Path(tempfile.mkdtemp(prefix="truelabel-serve-replica-"))
+    folder.chmod(0o755)
+    primary = EmbeddedCluster(folder / "primary").start()
+    replica_cluster: EmbeddedCluster | None = None
+    try:
+        url = primary.create_database("truelabel")
+        generate(folder / "legacy.db", 0.02, seed=31)
+        run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "w", workers=2))
+        replica = add_replica(url, folder / "replica", free_port(), name="serve_replica")
+        replica_cluster = EmbeddedCluster(folder / "replica", port=replica.port)
+        yield Topology(url, replica.url, replica_cluster)
+    finally:
+        if replica_cluster is not None:
+            replica_cluster.stop()
+        primary.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_reads_go_to_the_replica_and_scans_to_the_primary(topology: Topology) -> None:
+    config = ServiceConfig(database=topology.primary_url, cache=False, replicas=(topology.replica_url,),
+                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0)
+    with TestClient(create_app(config)) as client:
+        deadline = time.monotonic() + 10
+        while describe(topology.replica_url) not in (client.get("/health").json()["reads"] or {}):
+            client.get("/validations/queue?limit=5")
+            assert time.monotonic() < deadline, client.get("/health").json()["replicas"]
+            time.sleep(0.2)
+        products = client.get("/products?limit=5").json()
+        code = next(p["qr_code"] for p in client.get("/products?limit=50").json() if p["qr_code"])
+        assert client.post("/scans", json={"qr_code": code}).status_code == 200   # a replica would refuse it
+        with psycopg.connect(topology.primary_url) as conn:
+            direct = conn.execute("SELECT id::text FROM products ORDER BY created_at DESC, id DESC LIMIT 5").fetchall()
+        assert [p["id"] for p in products] == [r[0] for r in direct]
+
+
+def test_with_the_replica_down_reads_fall_back_to_the_primary(topology: Topology) -> None:
+    config = ServiceConfig(database=topology.primary_url, cache=False, replicas=(topology.replica_url,),
+                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0)
+    topology.replica.stop()
+    try:
+        with TestClient(create_app(config)) as client:
+            for _ in range(5):
+                assert client.get("/validations/queue?limit=5").status_code == 200
+                time.sleep(0.3)
+            health = client.get("/health").json()
+            assert set(health["reads"]) == {describe(topology.primary_url)}
+            assert health["replicas"][0]["eligible"] is False
+    finally:
+        topology.replica.start()
