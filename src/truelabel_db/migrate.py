@@ -101,7 +101,21 @@ class _Migration:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         target = (self.options.work_dir / f"backup-{stamp}.db").resolve()
         take_snapshot(self.source, target)
-        return {"path": str(target)}
+        return {"path": str(target), **self.store_backup()}
+
+    def store_backup(self) -> dict[str, Any]:
+        """With a backup repository configured, also an encrypted, checksummed copy kept there."""
+        import os
+
+        from truelabel_db.backup import load_key, open_storage
+        from truelabel_db.backup.legacy import backup_legacy
+        from truelabel_db.backup.storage import REPO_ENV
+
+        if not os.environ.get(REPO_ENV):
+            return {}
+        storage = open_storage(None, create=True)
+        manifest = backup_legacy(self.source, storage, load_key(), work_dir=self.options.work_dir)
+        return {"backup_id": manifest.id, "repository": storage.describe()}
 
     def step_schema(self) -> dict[str, Any]:
         with connect(self.url, autocommit=True) as conn:

@@ -10,16 +10,19 @@ import psycopg
 import typer
 
 from truelabel_db.cli import (
+    backup_cmd,
     bench_cmd,
     cache_cmd,
     capture_cmd,
     copy_cmd,
     cutover_cmd,
+    dr_cmd,
     follow_cmd,
     legacy_cmd,
     maintain_cmd,
     migrate_cmd,
     monitor_cmd,
+    pitr_cmd,
     quarantine_cmd,
     replica_cmd,
     schema_cmd,
@@ -41,6 +44,9 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+backup_cmd.register(app)
+pitr_cmd.register(app)
+dr_cmd.register(app)
 serve_cmd.register(app)
 cache_cmd.register(app)
 monitor_cmd.register(app)

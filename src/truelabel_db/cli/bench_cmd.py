@@ -110,6 +110,37 @@ def cutover_bench(
     err.print(f"write pause p100: {doc['write_pause_p100_ms']} ms; failed writes: {doc['failed_writes']}")
 
 
+@bench_app.command("backup")
+def backup_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    jobs: Annotated[int, typer.Option(help="Parallel jobs for pg_dump and pg_restore.")] = 2,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Our encrypted backup and restore vs pg_dump | gzip and pg_restore; PITR; the DR drill's RTO and RPO."""
+    from truelabel_db.bench.backup_bench import run_backup_bench
+
+    doc = run_backup_bench(scale, target or DEFAULT_ADMIN_URL, work_dir, jobs).to_dict()
+    if json_out:
+        emit_json(doc)
+    err.print(f"scale {doc['scale']:g}: {doc['database_rows']:,} rows, database {doc['database_mb']} MB")
+    view = Table("backup", "wall s", "stored MB", "note")
+    for b in doc["backups"]:
+        view.add_row(b["name"], f"{b['seconds']:.1f}", f"{b['bytes'] / 1e6:.1f}", b["note"])
+    err.print(view)
+    view = Table("restore", "wall s")
+    for r in doc["restores"]:
+        view.add_row(r["name"], f"{r['seconds']:.1f}")
+    err.print(view)
+    view = Table("PITR / drill", "value")
+    for name, value in doc["pitr"].items():
+        view.add_row(name.replace("_", " "), str(value))
+    for step in doc["drill"]["steps"]:
+        view.add_row(f"drill: {step['name']}", f"{step['seconds']:.2f} s")
+    view.add_row("drill RTO", f"{doc['drill']['rto_seconds']:.2f} s")
+    view.add_row("drill RPO", f"{doc['drill']['rpo_seconds']:.2f} s ({doc['drill']['rpo_source']})")
+    err.print(view)
 @bench_app.command("queries")
 def queries(
     scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,

@@ -31,7 +31,7 @@ RETRY_PAUSES = (0.5, 2.0, 5.0)  # after a statement gave way to the app's locks
 class MaintenanceError(TrueLabelError):
     """A maintenance job failed; its run is recorded as failed with the reason."""
 
-    exit_code = 20
+    exit_code = 30
 
 
 @dataclass(frozen=True)

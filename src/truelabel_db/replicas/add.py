@@ -27,7 +27,7 @@ STREAMING_WAIT_SECONDS = 60.0
 class ReplicaError(TrueLabelError):
     """The replica could not be made or started; the message says what the primary lacks."""
 
-    exit_code = 21
+    exit_code = 31
 
 
 @dataclass(frozen=True)
