@@ -39,39 +39,26 @@ class SourceFingerprint:
 
 
 def check_is_sqlite(path: Path) -> None:
-    """Fail with one clear line unless ``path`` is an existing SQLite 3 file.
+    """Fail with one clear line unless ``path`` is an existing SQLite 3 file."""
+    connect(path).close()
 
-    The header is read through SQLite, never with Python's ``open``: closing a descriptor of
-    the database file drops every POSIX lock this process holds on it, including those of
-    SQLite connections that are open on it. In WAL mode that shared lock is what tells another
-    process it is not the last connection; without it, that process checkpoints and deletes
-    the WAL under our reader, which then reads a stale snapshot or "malformed" pages. SQLite
-    itself keeps such descriptors open until its last connection to the file closes.
+
+def connect(path: Path, *, read_only: bool = True,
+            busy_timeout_ms: int | None = None) -> sqlite3.Connection:
+    """A connection that waits for locks instead of failing at once, read-only by default.
+
+    The file is proven SQLite by reading its header through this very connection, never with
+    Python's ``open``: closing a descriptor of the database file drops every POSIX lock this
+    process holds on it, including those of SQLite connections open on it. In WAL mode that
+    shared lock is what tells another process it is not the last connection; without it, that
+    process checkpoints and deletes the WAL under our reader, which then reads a stale snapshot
+    or "malformed" pages. A file held locked by a writer is a database in use: the connection is
+    returned unchecked, and its reads wait out the lock like any other.
     """
     if not path.exists():
         raise SourceError(f"legacy database not found: {path}")
     if not path.is_file():
         raise SourceError(f"legacy database is not a file: {path}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as exc:
-        raise SourceError(f"cannot read legacy database {path}: {exc}") from exc
-    try:
-        conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.DatabaseError as exc:
-        if "not a database" in str(exc) or "encrypted" in str(exc):
-            raise SourceError(f"not a SQLite database: {path}") from exc
-        raise translate_sqlite_error(exc, path) from exc
-    finally:
-        conn.close()
-    if path.stat().st_size and path.stat().st_size < 100:
-        raise SourceError(f"not a SQLite database: {path}")
-
-
-def connect(path: Path, *, read_only: bool = True,
-            busy_timeout_ms: int | None = None) -> sqlite3.Connection:
-    """A connection that waits for locks instead of failing at once, read-only by default."""
-    check_is_sqlite(path)
     if busy_timeout_ms is None:
         busy_timeout_ms = default_busy_timeout_ms()
     uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rw")
@@ -81,6 +68,18 @@ def connect(path: Path, *, read_only: bool = True,
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, path) from exc
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return conn  # another process is writing it, so it is a database; reads will wait
+        conn.close()
+        if "not a database" in str(exc) or "encrypted" in str(exc):
+            raise SourceError(f"not a SQLite database: {path}") from exc
+        raise translate_sqlite_error(exc, path) from exc
+    if 0 < path.stat().st_size < 100:
+        conn.close()
+        raise SourceError(f"not a SQLite database: {path}")
     return conn
 
 
