@@ -99,18 +99,30 @@ class Follower:
         return int(copied[0])
 
     def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> FollowStats:
-        """Apply batches until stopped (or caught up, or out of time)."""
+        """Apply batches until stopped (or caught up, or out of time).
+
+        Caught up means nothing left to apply, or every change that existed when the run began
+        applied: under an app writing without pause the changelog is never empty at the moment
+        it is read, and the cutover drains the rest anyway.
+        """
         deadline = time.monotonic() + max_seconds if max_seconds else None
         backoff = 0.0
         self._last_verify = time.monotonic()
         started = False
+        target: int | None = None
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 if not started:  # the committed position, read again after any reconnect
                     self.stats.position = self.start_position()
                     started = True
+                if until_caught_up and target is None:
+                    target = self._changelog_end()
                 applied = self.step()
                 backoff = 0.0
+                if until_caught_up and applied and target is not None and self.stats.position >= target:
+                    self._measure_lag(None)  # where the changelog stands now, for the caller
+                    self._publish()
+                    break
             except (psycopg.OperationalError, TargetError) as exc:
                 if isinstance(exc, NothingToFollow):
                     raise
@@ -180,6 +192,15 @@ class Follower:
         delay = min(self.options.max_backoff, max(0.2, current * 2))
         self._stop.wait(delay)
         return delay
+
+    def _changelog_end(self) -> int:
+        from truelabel_db.legacy.source import translate_sqlite_error
+
+        try:
+            row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0) FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.source) from exc
+        return int(row[0])
 
     def _measure_lag(self, oldest_pending_ms: int | None) -> None:
         row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0), {NOW_MS} FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
