@@ -18,8 +18,8 @@ from pathlib import Path
 from truelabel_db.backup.errors import BackupError
 from truelabel_db.backup.keys import key_id
 from truelabel_db.backup.logical import (compare_counts, fetch_and_decrypt, forget_backup, free_backup_id,
-                                         seal_and_store)
-from truelabel_db.backup.manifest import MANIFEST, Manifest, new_backup_id, utc_now
+                                         publish_backup)
+from truelabel_db.backup.manifest import Manifest, new_backup_id, utc_now
 from truelabel_db.backup.notify import Notifier
 from truelabel_db.backup.repository import open_sealed
 from truelabel_db.backup.space import require_free_space
@@ -77,10 +77,7 @@ def _backup_legacy(source: Path, storage: Storage, key: bytes, work_dir: Path | 
         snapshot = staging / "dump" / SNAPSHOT_NAME
         take_snapshot(source, snapshot)
         manifest.row_counts = sqlite_row_counts(snapshot)
-        manifest.files = seal_and_store(staging / "dump", staging / "sealed", storage, manifest.id, key)
-        manifest.finished_at = utc_now().isoformat()
-        manifest.seal(key)
-        storage.put_bytes(f"{manifest.id}/{MANIFEST}", manifest.to_json())
+        publish_backup(manifest, staging, storage, key)
     except BaseException:
         forget_backup(storage, manifest.id)
         raise

@@ -102,10 +102,7 @@ def _backup(url: str, storage: Storage, key: bytes, options: BackupOptions) -> M
             _dump(url, staging / "dump", snapshot, options)
             conn.rollback()
         manifest.tool = _tool_version("pg_dump")
-        manifest.files = seal_and_store(staging / "dump", staging / "sealed", storage, manifest.id, key)
-        manifest.finished_at = utc_now().isoformat()
-        manifest.seal(key)
-        storage.put_bytes(f"{manifest.id}/{MANIFEST}", manifest.to_json())
+        publish_backup(manifest, staging, storage, key)
     except BaseException:
         forget_backup(storage, manifest.id)
         raise
@@ -151,6 +148,15 @@ def seal_and_store(dump: Path, sealed: Path, storage: Storage, backup_id: str, k
         encrypted.unlink(missing_ok=True)
         entries.append(FileEntry(name, info.size, info.sha256, info.plain_size))
     return entries
+
+
+def publish_backup(manifest: Manifest, staging: Path, storage: Storage, key: bytes) -> None:
+    """Seal and store what ``staging/dump`` holds, then the sealed manifest, last: a backup
+    without a manifest is incomplete by definition."""
+    manifest.files = seal_and_store(staging / "dump", staging / "sealed", storage, manifest.id, key)
+    manifest.finished_at = utc_now().isoformat()
+    manifest.seal(key)
+    storage.put_bytes(f"{manifest.id}/{MANIFEST}", manifest.to_json())
 
 
 def forget_backup(storage: Storage, backup_id: str) -> None:
