@@ -139,9 +139,6 @@ class RedisLayer:
         raw = self._call(self.client.hgetall, STATS, default={}) or {}
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def reset_stats(self) -> None:
-        self._call(self.client.delete, STATS)
-
     def close(self) -> None:
         self.client.close()
 

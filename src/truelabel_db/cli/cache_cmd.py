@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from truelabel_db.cli.output import emit_json, err
-from truelabel_db.cli.serve_cmd import DatabaseOption, RedisOption, resolve_database, resolve_redis
+from truelabel_db.cli.serve_cmd import DATABASE_ENV, DatabaseOption, RedisOption, resolve_database, resolve_redis
 from truelabel_db.errors import ConfigError
 
 cache_app = typer.Typer(no_args_is_help=True, help="The layered cache (memory, Redis, PostgreSQL).")
@@ -96,8 +97,8 @@ def invalidate(event: Annotated[str, typer.Argument(help="e.g. product:update, v
         raise ConfigError(f"--context is not JSON: {exc.msg}") from exc
     if not isinstance(parsed, dict):
         raise ConfigError("--context must be a JSON object")
-    chosen = database or None
-    paths = open_hot_paths(resolve_database(chosen), pool_size=1) if chosen or _has_db_env() else None
+    chosen = database or os.environ.get(DATABASE_ENV)   # optional: only L3 needs the database
+    paths = open_hot_paths(chosen, pool_size=1) if chosen else None
     pool = paths.pool if isinstance(paths, PostgresHotPaths) else None
     cache = LayeredCache(_require_redis(resolve_redis(redis_url)), pool)
     try:
@@ -109,10 +110,3 @@ def invalidate(event: Annotated[str, typer.Argument(help="e.g. product:update, v
         if paths is not None:
             paths.close()
     err.print(f"{event}: {len(planned.keys)} keys, {len(planned.groups) + len(planned.delayed)} groups invalidated")
-
-
-def _has_db_env() -> bool:
-    import os
-
-    from truelabel_db.cli.serve_cmd import DATABASE_ENV
-    return bool(os.environ.get(DATABASE_ENV))

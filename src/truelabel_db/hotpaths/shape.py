@@ -63,17 +63,6 @@ def target_record(table: str, fields: Sequence[str], row: Sequence[Any]) -> Reco
     return {col.target: json_ready(col, value) for col, value in zip(columns(table, tuple(fields)), row)}
 
 
-def legacy_value(table: str, field: str, raw: Any) -> Any:
-    """One legacy value in its target form (for keys and filters read back from SQLite)."""
-    return legacy_record(table, (field,), (raw,))[field]
-
-
-def legacy_param(table: str, field: str, value: Any) -> Any:
-    """A target-form value as the legacy column stores it (for a query parameter)."""
-    col = BY_TARGET[table].column_for_target(field)
-    return col.transform.to_legacy(value)
-
-
 def group_by(records: Iterable[Record], key: str) -> dict[Any, list[Record]]:
     grouped: dict[Any, list[Record]] = {}
     for record in records:

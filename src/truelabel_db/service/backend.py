@@ -42,7 +42,6 @@ class Current:
     served: HotPaths | CachedHotPaths
     cache: LayeredCache | None
     epoch: int
-    locator: str
 
 
 def postgres_url_for(primary: Primary, configured: str | None) -> str:
@@ -81,7 +80,7 @@ class Backend:
             pool = paths.pool if isinstance(paths, (PostgresHotPaths, RoutedHotPaths)) else None
             cache = LayeredCache(self.config.redis_url, pool, CacheConfig()).start()
             served = CachedHotPaths(paths, cache)
-        return Current(paths, served, cache, epoch, locator)
+        return Current(paths, served, cache, epoch)
 
     def _published(self) -> Primary | None:
         if self.gate is None:
@@ -144,7 +143,7 @@ class Backend:
             if self.gate.is_read_only():
                 self.gate_waits += 1
                 if not self.gate.wait_writable(self.config.gate_wait):
-                    raise GateHeld(f"a cutover holds writes; retry in a few seconds")
+                    raise GateHeld("a cutover holds writes; retry in a few seconds")
         except GateError:
             # Redis is unreachable: no gate to honour. Writing is still safe: once a cutover
             # has moved the primary, the SQLite fence refuses the write and we switch.

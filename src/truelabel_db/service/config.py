@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CONFIG_ENV = "TRUELABEL_SERVE_CONFIG"
@@ -33,7 +33,6 @@ class ServiceConfig:
     warm_products: int = 100              # the most scanned products (plan §4.3: 100)
     warm_brands: int = 50                 # dashboards of that many brands
     legacy_mode: str = "best"
-    extra: dict[str, str] = field(default_factory=dict)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
