@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from truelabel_db.target.mapping import TABLES
-from truelabel_db.target.transforms import decode_text
+from truelabel_db.schema.mapping import TABLES
+from truelabel_db.schema.transforms import decode_text
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from truelabel_db.embedded import EmbeddedCluster
-from truelabel_db.target.schema import apply_schema
+from truelabel_db.schema.ddl import apply_schema
 
 PRELOADED = "pg_stat_statements,pg_cron"
 

@@ -11,12 +11,14 @@ import pytest
 import redis
 
 REDIS_URL = os.environ.get("TRUELABEL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Which database of that server the tests own (two checkouts testing at once pick different ones).
+REDIS_DB = int(os.environ.get("TRUELABEL_TEST_REDIS_DB", "13"))
 
 
 @pytest.fixture
 def redis_url(worker_id: str = "main") -> Iterator[str]:
-    """Database 13 of the test server, flushed before and after (tests do not run in parallel)."""
-    url = f"{REDIS_URL}/13"
+    """A database of the test server of its own (13 unless told), flushed before and after."""
+    url = f"{REDIS_URL}/{REDIS_DB}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:

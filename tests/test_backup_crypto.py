@@ -8,7 +8,14 @@ import secrets
 
 import pytest
 
-from truelabel_db.backup.crypto import CHUNK, FRAME, HEADER, TAG, decrypt_stream, encrypt_stream
+from truelabel_db.backup.crypto import (
+    CHUNK,
+    FRAME,
+    HEADER,
+    TAG,
+    decrypt_stream,
+    encrypt_stream,
+)
 from truelabel_db.backup.errors import BackupIntegrityError, BackupKeyError
 from truelabel_db.backup.keys import decode_key, key_id, load_key, new_key_text
 

@@ -13,13 +13,13 @@ import pytest
 from tests.fix_backup import table_digests
 from tests.fix_db import ADMIN_URL
 from truelabel_db.backup import BackupOptions, open_storage, restore_backup, run_backup
+from truelabel_db.backup.database import sibling_url
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError, BackupKeyError
 from truelabel_db.backup.manifest import MANIFEST, Manifest
 from truelabel_db.backup.notify import Notifier
 from truelabel_db.backup.repository import list_backups, load_verification
 from truelabel_db.backup.space import require_free_space
 from truelabel_db.backup.verify import verify_backup
-from truelabel_db.backup.database import sibling_url
 from truelabel_db.errors import TargetError, TargetNotEmptyError
 
 

@@ -20,7 +20,7 @@ from truelabel_db.cache import CacheConfig, LayeredCache
 from truelabel_db.cache.invalidation import Invalidator, plan
 from truelabel_db.cache.keys import groups_of
 from truelabel_db.errors import ConfigError
-from truelabel_db.target.schema import apply_schema
+from truelabel_db.schema.ddl import apply_schema
 
 FAST = CacheConfig(stats_flush=0.2)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import psycopg
@@ -12,7 +11,12 @@ import pytest
 
 from tests.fix_cli import run_cli
 from tests.fix_legacy import insert
-from truelabel_db.capture import CHANGELOG_TABLE, capture_status, install_capture, remove_capture
+from truelabel_db.capture import (
+    CHANGELOG_TABLE,
+    capture_status,
+    install_capture,
+    remove_capture,
+)
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.errors import SourceError
 

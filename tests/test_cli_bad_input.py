@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.fix_cli import CliResult, run_cli
+from truelabel_db import postgres as connection
 from truelabel_db.errors import TargetError
-from truelabel_db.target import connection
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fix_legacy import insert
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.errors import SourceError, TargetNotEmptyError
 from truelabel_db.legacy.source import frozen
-from truelabel_db.quarantine import list_records, redrive, fix_value
-from tests.fix_legacy import insert
+from truelabel_db.quarantine import fix_value, list_records, redrive
 
 
 def copy(source: Path, url: str, tmp_path: Path, **options: object) -> object:

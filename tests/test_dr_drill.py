@@ -60,8 +60,8 @@ def test_a_failed_drill_rolls_back_and_says_at_which_step(app_db: str, backup_ke
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     storage = open_storage(str(repo_dir), create=True)
     run_backup(app_db, storage, backup_key, BackupOptions(jobs=2))
-    from truelabel_db.dr import drill as drill_module
     from truelabel_db.backup.errors import BackupIntegrityError
+    from truelabel_db.dr import drill as drill_module
 
     def broken(self: object) -> str:
         raise BackupIntegrityError("the restored database has 1 invalid index(es)")

@@ -170,8 +170,8 @@ def test_applied_changes_are_trimmed_from_the_changelog(live_legacy: Path, pg_ur
 
 def test_follow_refuses_to_start_without_a_copy(live_legacy: Path, pg_url: str) -> None:
     from truelabel_db.errors import TargetError
-    from truelabel_db.target.connection import connect
-    from truelabel_db.target.schema import apply_schema
+    from truelabel_db.postgres import connect
+    from truelabel_db.schema.ddl import apply_schema
 
     with connect(pg_url, autocommit=True) as conn:
         apply_schema(conn, phases=("pre",))

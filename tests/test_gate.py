@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fix_legacy import insert
 from truelabel_db.client import AppGate
-from truelabel_db.cutover.fence import MESSAGE, fence_installed, install_fence, remove_fence
+from truelabel_db.cutover.fence import (
+    MESSAGE,
+    fence_installed,
+    install_fence,
+    remove_fence,
+)
 from truelabel_db.cutover.gate import Gate, GateError, connect_redis
 
 

@@ -13,7 +13,12 @@ from psycopg import sql
 from truelabel_db.maintain import refresh_dashboard, run_job
 from truelabel_db.maintain.refresh import RefreshViews
 from truelabel_db.maintain.reindex import Reindex
-from truelabel_db.maintain.runner import LOCK_CLASS, Limits, MaintenanceError, recent_runs
+from truelabel_db.maintain.runner import (
+    LOCK_CLASS,
+    Limits,
+    MaintenanceError,
+    recent_runs,
+)
 from truelabel_db.maintain.vacuum import VacuumAnalyze
 
 FAST = Limits(lock_timeout_ms=100, statement_timeout_ms=60_000, retry_pauses=(0.05,))

@@ -10,8 +10,13 @@ import pytest
 
 from truelabel_db.embedded import EmbeddedCluster
 from truelabel_db.errors import ConfigError, TargetError
-from truelabel_db.maintain.schedule import CronExpression, Scheduler, install_pg_cron, pg_cron_commands
-from truelabel_db.target.schema import apply_schema
+from truelabel_db.maintain.schedule import (
+    CronExpression,
+    Scheduler,
+    install_pg_cron,
+    pg_cron_commands,
+)
+from truelabel_db.schema.ddl import apply_schema
 
 SATURDAY_EVENING = datetime(2026, 11, 28, 23, 55, tzinfo=timezone.utc)  # Sunday 29 follows
 

@@ -17,7 +17,12 @@ from truelabel_db.embedded import EmbeddedCluster
 from truelabel_db.pitr.archive_wal import EXIT_REFUSED, segment_system_id
 from truelabel_db.pitr.basebackup import take_basebackup
 from truelabel_db.pitr.repo import PitrRepo
-from truelabel_db.pitr.restore import parse_target_time, plan_recovery, restore_to_time, wait_until_promoted
+from truelabel_db.pitr.restore import (
+    parse_target_time,
+    plan_recovery,
+    restore_to_time,
+    wait_until_promoted,
+)
 from truelabel_db.pitr.setup import setup_archiving
 
 SCRIPT = Path(__file__).resolve().parents[1] / "src" / "truelabel_db" / "pitr" / "archive_wal.py"

@@ -12,7 +12,7 @@ from psycopg import sql
 from tests.fix_db import ADMIN_URL
 from tests.fix_twin import Pair
 from truelabel_db.hotpaths import PostgresHotPaths, Scan
-from truelabel_db.target.roles import ensure_roles
+from truelabel_db.schema.roles import ensure_roles
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from truelabel_db.target import schema
-from truelabel_db.target.mapping import TABLES
-from truelabel_db.target.schema import apply_schema, plan_sql, split_statements
+from truelabel_db.schema import ddl as schema
+from truelabel_db.schema.ddl import apply_schema, plan_sql, split_statements
+from truelabel_db.schema.mapping import TABLES
 
 
 def test_the_schema_applies_twice_and_records_its_versions(pg: psycopg.Connection) -> None:

@@ -18,8 +18,8 @@ from truelabel_db.cache import LayeredCache
 from truelabel_db.cache.invalidation import Invalidator
 from truelabel_db.cutover.fence import install_fence
 from truelabel_db.cutover.gate import Gate
+from truelabel_db.postgres import describe
 from truelabel_db.service import ServiceConfig, create_app
-from truelabel_db.target.connection import describe
 
 QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
 

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.embedded import EmbeddedCluster, free_port
 from truelabel_db.legacy.generator import generate
+from truelabel_db.postgres import describe
 from truelabel_db.replicas.add import add_replica
 from truelabel_db.service import ServiceConfig, create_app
-from truelabel_db.target.connection import describe
 
 
 @dataclass

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from truelabel_db.target.mapping import PRODUCT_STATUS, USER_ROLE
-from truelabel_db.target.transforms import (
+from truelabel_db.schema.mapping import PRODUCT_STATUS, USER_ROLE
+from truelabel_db.schema.transforms import (
     BadUtf8,
     Boolean,
     CommaList,
-    SingletonList,
     Inet,
     Integer,
     Json,
+    SingletonList,
     Text,
     Timestamp,
     Transform,

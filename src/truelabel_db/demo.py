@@ -17,9 +17,9 @@ from rich.console import Console
 from truelabel_db.copy import CopyOptions, CopyResult, run_copy
 from truelabel_db.copy.summary import render as render_copy
 from truelabel_db.hotpaths import LegacyHotPaths, PostgresHotPaths
+from truelabel_db.postgres import connect
 from truelabel_db.progress import RichProgress
 from truelabel_db.quarantine import list_records
-from truelabel_db.target.connection import connect
 
 DEMO_DATABASE = "truelabel_demo"
 

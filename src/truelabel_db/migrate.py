@@ -22,18 +22,18 @@ from psycopg.types.json import Jsonb
 from truelabel_db.capture import capture_status, install_capture
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.cutover.run import CutoverOptions, cutover
-from truelabel_db.errors import ReconciliationError, TrueLabelError
+from truelabel_db.errors import ExitCode, ReconciliationError, TrueLabelError
 from truelabel_db.follow import Follower
 from truelabel_db.legacy.source import take_snapshot
-from truelabel_db.target.connection import connect
-from truelabel_db.target.schema import apply_schema
+from truelabel_db.postgres import connect
+from truelabel_db.schema.ddl import apply_schema
 from truelabel_db.verify.compare import verify
 
 STEPS = ("backup", "schema", "capture", "copy", "follow", "verify", "cutover")
 
 
 class MigrateError(TrueLabelError):
-    exit_code = 12
+    exit_code = ExitCode.MIGRATE
 
 
 @dataclass(frozen=True)

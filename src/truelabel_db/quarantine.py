@@ -18,10 +18,10 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from truelabel_db.target.copytext import NULL
-from truelabel_db.target.load import copy_payload
-from truelabel_db.target.mapping import BY_LEGACY, TableMap
-from truelabel_db.target.transforms import BadUtf8, Unconvertible
+from truelabel_db.rows.load import copy_payload
+from truelabel_db.schema.copytext import NULL
+from truelabel_db.schema.mapping import BY_LEGACY, TableMap
+from truelabel_db.schema.transforms import BadUtf8, Unconvertible
 
 STAGES = ("convert", "load", "duplicate", "orphan", "follow")
 

@@ -12,9 +12,9 @@ from truelabel_db.analyze.report import AnalysisReport, TableReport
 from truelabel_db.capture.changelog import TRIGGER_PREFIX as TOOL_TABLE_PREFIX
 from truelabel_db.legacy.schema import read_schema
 from truelabel_db.legacy.source import reading
+from truelabel_db.schema.mapping import BY_LEGACY
+from truelabel_db.schema.transforms import CommaList, Json
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.mapping import BY_LEGACY
-from truelabel_db.target.transforms import CommaList, Json
 
 __all__ = ["AnalysisReport", "analyze", "render"]
 

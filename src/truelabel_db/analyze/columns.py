@@ -13,11 +13,27 @@ from collections import Counter
 from typing import Any
 
 from truelabel_db.analyze.report import ColumnReport
-from truelabel_db.legacy.encodings import MS_MAX, MS_MIN, S_MAX, S_MIN, US_MAX, US_MIN, classify_timestamp
+from truelabel_db.legacy.encodings import (
+    MS_MAX,
+    MS_MIN,
+    S_MAX,
+    S_MIN,
+    US_MAX,
+    US_MIN,
+    classify_timestamp,
+)
 from truelabel_db.legacy.schema import LegacyTable
+from truelabel_db.schema.mapping import BY_LEGACY, ColumnMap
+from truelabel_db.schema.transforms import (
+    CommaList,
+    Enum,
+    Inet,
+    Json,
+    SingletonList,
+    Unconvertible,
+    decode_text,
+)
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.mapping import BY_LEGACY, ColumnMap
-from truelabel_db.target.transforms import CommaList, Enum, Inet, Json, SingletonList, Unconvertible, decode_text
 
 _QUOTED = re.compile(r"'[^']*'")
 STORAGE = ("integer", "real", "text", "blob", "null")

@@ -8,7 +8,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from truelabel_db.errors import TargetNotEmptyError
-from truelabel_db.target.connection import connect, describe
+from truelabel_db.postgres import connect, describe
 
 USER_RELATIONS = """
     SELECT n.nspname, c.relname, c.relkind

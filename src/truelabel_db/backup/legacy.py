@@ -17,8 +17,13 @@ from pathlib import Path
 
 from truelabel_db.backup.errors import BackupError
 from truelabel_db.backup.keys import key_id
-from truelabel_db.backup.logical import (compare_counts, fetch_and_decrypt, forget_backup, free_backup_id,
-                                         publish_backup)
+from truelabel_db.backup.logical import (
+    compare_counts,
+    fetch_and_decrypt,
+    forget_backup,
+    free_backup_id,
+    publish_backup,
+)
 from truelabel_db.backup.manifest import Manifest, new_backup_id, utc_now
 from truelabel_db.backup.notify import Notifier
 from truelabel_db.backup.repository import open_sealed

@@ -23,17 +23,29 @@ from typing import Any
 import psycopg
 
 from truelabel_db.backup.crypto import decrypt_file, encrypt_file, sha256_of
-from truelabel_db.backup.database import drop_database, ensure_database, require_empty, row_counts, table_bytes
+from truelabel_db.backup.database import (
+    drop_database,
+    ensure_database,
+    require_empty,
+    row_counts,
+    table_bytes,
+)
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
 from truelabel_db.backup.keys import key_id
-from truelabel_db.backup.manifest import MANIFEST, FileEntry, Manifest, new_backup_id, utc_now
+from truelabel_db.backup.manifest import (
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    new_backup_id,
+    utc_now,
+)
 from truelabel_db.backup.notify import Notifier
 from truelabel_db.backup.pgtools import run_tool, tool_target
 from truelabel_db.backup.repository import open_sealed
 from truelabel_db.backup.space import needed_bytes, require_free_space
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import TrueLabelError
-from truelabel_db.target.connection import connect, describe
+from truelabel_db.postgres import connect, describe
 
 
 @dataclass(frozen=True)

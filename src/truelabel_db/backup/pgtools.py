@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from truelabel_db.backup.errors import BackupError
-from truelabel_db.target.connection import redact
+from truelabel_db.postgres import redact
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import psycopg
 from truelabel_db.backup.pgtools import binary, tool_target
 from truelabel_db.bench.copy_bench import clean_legacy, fresh_database
 from truelabel_db.bench.measure import run_measured
-from truelabel_db.target.connection import connect
+from truelabel_db.postgres import connect
 
 
 @dataclass

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.bench.measure import run_measured
-from truelabel_db.target.connection import connect
+from truelabel_db.postgres import connect
 
 LARGEST_TABLE = ("qr_code_accesses", "qr_code_access")
 
@@ -155,7 +155,7 @@ def bench_sqlite_read(legacy: Path) -> Contender:
     """Reading and formatting the largest table out of SQLite, alone: the other half of the floor."""
     from truelabel_db.copy.reader import ChunkQueries, read_chunk, table_bounds
     from truelabel_db.legacy.source import reading
-    from truelabel_db.target.mapping import BY_LEGACY
+    from truelabel_db.schema.mapping import BY_LEGACY
 
     table = BY_LEGACY[LARGEST_TABLE[0]]
     queries = ChunkQueries.for_table(table)

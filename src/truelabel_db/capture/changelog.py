@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from truelabel_db.legacy.source import connect, require_tables, translate_sqlite_error
 from truelabel_db.legacy.schema import read_schema
+from truelabel_db.legacy.source import connect, require_tables, translate_sqlite_error
+from truelabel_db.schema.mapping import TABLES, TableMap
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
-from truelabel_db.target.mapping import TABLES, TableMap
 
 CHANGELOG_TABLE = "_truelabel_changelog"
 STATE_TABLE = "_truelabel_capture"

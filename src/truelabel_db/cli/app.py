@@ -30,7 +30,7 @@ from truelabel_db.cli import (
     verify_cmd,
 )
 from truelabel_db.cli.output import err
-from truelabel_db.errors import TrueLabelError
+from truelabel_db.errors import ExitCode, TrueLabelError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Move True Label from SQLite to an optimized PostgreSQL, and keep it healthy.")
@@ -53,10 +53,6 @@ monitor_cmd.register(app)
 maintain_cmd.register(app)
 replica_cmd.register(app)
 
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70
-
-
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
     try:
@@ -64,18 +60,18 @@ def main() -> None:
     except TrueLabelError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+        _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
     except psycopg.OperationalError as exc:
-        _fail(f"lost the PostgreSQL connection: {_line(exc)}; run the same command again to resume", 4)
+        _fail(f"lost the PostgreSQL connection: {_line(exc)}; run the same command again to resume", ExitCode.TARGET)
     except sqlite3.Error as exc:
-        _fail(f"SQLite error: {_line(exc)}", 2)
+        _fail(f"SQLite error: {_line(exc)}", ExitCode.SOURCE)
     except OSError as exc:
-        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.FAILED)
     except Exception as exc:  # a bug: still one line, the traceback on request
         if os.environ.get("TRUELABEL_DEBUG"):
             raise
         _fail(f"internal error ({type(exc).__name__}): {_line(exc)} "
-              "(set TRUELABEL_DEBUG=1 for the traceback)", EXIT_INTERNAL)
+              "(set TRUELABEL_DEBUG=1 for the traceback)", ExitCode.INTERNAL)
 
 
 def _line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 backup_app = typer.Typer(no_args_is_help=True, help="Encrypted backups, proven restorable.")
@@ -18,7 +18,6 @@ RepoOption = Annotated[Optional[str], typer.Option(
 KeyFileOption = Annotated[Optional[Path], typer.Option(
     envvar="TRUELABEL_BACKUP_KEY_FILE", show_envvar=True,
     help="File holding the key (base64 of 32 bytes); else TRUELABEL_BACKUP_KEY. Never on the command line.")]
-JsonOption = Annotated[bool, typer.Option("--json")]
 WorkDirOption = Annotated[Optional[Path], typer.Option(help="Staging folder (default: the system's temp).")]
 
 
@@ -44,7 +43,7 @@ def run(
     """Take a backup: dump (or SQLite snapshot), encrypt, checksum, store, manifest last."""
     from truelabel_db.backup import BackupError, load_key, open_storage
     from truelabel_db.backup.notify import Notifier
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     key = load_key(key_file)
     storage = open_storage(to, create=True)
@@ -126,7 +125,8 @@ def prune(
 ) -> None:
     """Delete backups past retention (and incomplete ones older than a day)."""
     from truelabel_db.backup import open_storage
-    from truelabel_db.backup.retention import RetentionPolicy, prune as run
+    from truelabel_db.backup.retention import RetentionPolicy
+    from truelabel_db.backup.retention import prune as run
 
     plan = run(open_storage(to), RetentionPolicy(keep_days, keep_at_least), dry_run=dry_run)
     if json_out:
@@ -164,8 +164,13 @@ def restore(
     json_out: JsonOption = False,
 ) -> None:
     """Restore a backup into an empty (or new) database and check every table's rows."""
-    from truelabel_db.backup import BackupIntegrityError, load_key, open_storage, restore_backup
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.backup import (
+        BackupIntegrityError,
+        load_key,
+        open_storage,
+        restore_backup,
+    )
+    from truelabel_db.postgres import resolve_target
 
     key = load_key(key_file)
     result = restore_backup(open_storage(to), backup_id, resolve_target(target), key, jobs=jobs, work_dir=work_dir)

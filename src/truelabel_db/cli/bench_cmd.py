@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ConfigError
 
@@ -26,7 +26,7 @@ def copy(
     target: TargetOption = None,
     workers: Annotated[int, typer.Option()] = 4,
     work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Our copy vs pgloader vs PostgreSQL's own COPY on the same clean legacy file."""
     from truelabel_db.bench.copy_bench import run_copy_bench
@@ -55,7 +55,7 @@ def sync(
     rate: Annotated[float, typer.Option(help="The steady writer's rate, writes/s.")] = 500.0,
     journal: Annotated[str, typer.Option(help="The legacy file's journal mode: delete or wal.")] = "delete",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Trigger overhead on the app, the follower's apply rate, and lag at a steady rate and in bursts."""
     from truelabel_db.bench.copy_bench import clean_legacy
@@ -90,7 +90,7 @@ def cutover_bench(
     runs: Annotated[int, typer.Option()] = 3,
     rate: Annotated[float, typer.Option(help="The gated writer's rate, writes/s.")] = 500.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The write pause (p100 over several runs), each step's time, and the writer's failed writes."""
     from truelabel_db.bench.copy_bench import clean_legacy
@@ -116,7 +116,7 @@ def backup_bench(
     target: TargetOption = None,
     jobs: Annotated[int, typer.Option(help="Parallel jobs for pg_dump and pg_restore.")] = 2,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Our encrypted backup and restore vs pg_dump | gzip and pg_restore; PITR; the DR drill's RTO and RPO."""
     from truelabel_db.bench.backup_bench import run_backup_bench
@@ -147,7 +147,7 @@ def queries(
     target: TargetOption = None,
     budget: Annotated[float, typer.Option(help="Seconds per path and contender (at least 3 runs).")] = 8.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Each hot path on SQLite (the app's N+1, best SQL, best SQL + indexes) and on PostgreSQL."""
     from truelabel_db.bench.queries_bench import PLAN, run_queries_bench
@@ -182,7 +182,7 @@ def load(
     sweep_seconds: Annotated[float, typer.Option(help="Seconds of each step of the concurrency sweep.")] = 5.0,
     workers: Annotated[int, typer.Option(help="Service worker processes.")] = 2,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Requests/s and latency through `serve` on SQLite and PostgreSQL, cache off and on."""
     from truelabel_db.bench.load_bench import run_load_bench
@@ -211,7 +211,7 @@ def maintenance_bench(
     rate: Annotated[float, typer.Option(help="The app load's rate, operations/s.")] = 300.0,
     seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The app's p99 with and without each maintenance job; bloat estimate vs truth; replica lag."""
     from truelabel_db.bench.copy_bench import clean_legacy

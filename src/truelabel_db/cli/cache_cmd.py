@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from truelabel_db.cli.options import JsonOption
 from truelabel_db.cli.output import emit_json, err
-from truelabel_db.cli.serve_cmd import DATABASE_ENV, DatabaseOption, RedisOption, resolve_database, resolve_redis
+from truelabel_db.cli.serve_cmd import (
+    DATABASE_ENV,
+    DatabaseOption,
+    RedisOption,
+    resolve_database,
+    resolve_redis,
+)
 from truelabel_db.errors import ConfigError
 
 cache_app = typer.Typer(no_args_is_help=True, help="The layered cache (memory, Redis, PostgreSQL).")
@@ -40,7 +47,7 @@ def _open(database: str | None, redis_url: str | None):  # noqa: ANN202 (a conte
 @cache_app.command("warm")
 def warm(database: DatabaseOption = None, redis_url: RedisOption = None,
          popular: Annotated[int, typer.Option(help="How many of the most scanned products.")] = 100,
-         json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+         json_out: JsonOption = False) -> None:
     """Load popular products, the active validation queue and brand dashboards into the cache."""
     from dataclasses import asdict
 
@@ -58,7 +65,7 @@ def warm(database: DatabaseOption = None, redis_url: RedisOption = None,
 
 
 @cache_app.command("stats")
-def stats(redis_url: RedisOption = None, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def stats(redis_url: RedisOption = None, json_out: JsonOption = False) -> None:
     """Hits, misses and hit ratio per layer, summed over every process using this Redis."""
     from truelabel_db.cache.redis_layer import RedisLayer
     from truelabel_db.cache.stats import LAYERS, hit_ratios

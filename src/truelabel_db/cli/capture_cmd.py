@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from truelabel_db.cli.options import JsonOption, SourceOption
 from truelabel_db.cli.output import emit_json, err
 
 capture_app = typer.Typer(no_args_is_help=True, help="Change capture: triggers into a changelog in the SQLite file.")
-SourceOption = Annotated[Path, typer.Option(help="Legacy SQLite file.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +37,7 @@ def status(
     source: SourceOption,
     target: Annotated[Optional[str], typer.Option(envvar="TRUELABEL_TARGET_URL",
                                                   help="Also show the follower's figures from this target.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Is capture installed, how far the changelog goes, the follower's lag, schema changes."""
     from truelabel_db.capture.changelog import capture_status

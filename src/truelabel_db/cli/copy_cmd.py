@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
-
-TargetOption = Annotated[Optional[str], typer.Option(
-    envvar="TRUELABEL_TARGET_URL", show_envvar=True,
-    help="PostgreSQL URL (prefer the environment variable: it keeps passwords off the command line).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -29,13 +26,13 @@ def copy(
     work_dir: Annotated[Path, typer.Option(help="Where the snapshot is kept while the copy runs.")] = Path(".truelabel"),
     keep_snapshot: Annotated[bool, typer.Option("--keep-snapshot", help="Keep the snapshot file afterwards.")] = False,
     in_place: Annotated[bool, typer.Option("--in-place", help="Read the file itself under a shared lock instead of a snapshot: no copy of the file, but the app's writes wait until the copy ends (offline migrations).")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Copy every legacy row into the optimized schema; quarantine what cannot be converted."""
     from truelabel_db.copy import CopyOptions, run_copy
     from truelabel_db.copy.summary import render
+    from truelabel_db.postgres import resolve_target
     from truelabel_db.progress import RichProgress
-    from truelabel_db.target.connection import resolve_target
 
     options = CopyOptions(workers=workers, batch_size=batch_size, work_dir=work_dir,
                           truncate=truncate, resume=resume, orphan_policy=orphans,

@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
-
 
 fence_app = typer.Typer(no_args_is_help=True, help="The fence: triggers that refuse writes to the old primary.")
 
@@ -25,11 +24,11 @@ def rollback(
     target: TargetOption = None,
     redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate.")] = "redis://127.0.0.1:6379/0",
     primary_file: Annotated[Optional[Path], typer.Option(help="Also publish the primary in this JSON file.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """After cutover: replay PostgreSQL's writes into SQLite, lift the fence, switch back."""
     from truelabel_db.cutover.reverse import rollback as run
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     report = run(source, resolve_target(target), redis, primary_file, say=lambda line: err.print(line))
     if json_out:
@@ -71,11 +70,12 @@ def cutover(
     primary_file: Annotated[Optional[Path], typer.Option(help="Also publish the primary in this JSON file.")] = None,
     switch_cmd: Annotated[Optional[str], typer.Option(help="Command (no shell) that points the app at PostgreSQL.")] = None,
     health_url: Annotated[Optional[str], typer.Option(help="Polled after the switch until it answers 200.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Gate, lock, marker, drain, verify, fence, switch, ungate: the write pause in milliseconds."""
-    from truelabel_db.cutover.run import CutoverOptions, cutover as run
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.cutover.run import CutoverOptions
+    from truelabel_db.cutover.run import cutover as run
+    from truelabel_db.postgres import resolve_target
 
     options = CutoverOptions(redis_url=redis, primary_file=primary_file, switch_cmd=switch_cmd,
                              health_url=health_url)

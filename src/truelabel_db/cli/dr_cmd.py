@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from truelabel_db.cli.backup_cmd import KeyFileOption, RepoOption
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster recovery.")
@@ -29,14 +29,14 @@ def drill(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the restored database.")] = False,
     jobs: Annotated[int, typer.Option()] = 4,
     work_dir: Annotated[Optional[Path], typer.Option()] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Validate the latest backup → restore it next to production → validate data → report."""
     from truelabel_db.backup import load_key, open_storage
     from truelabel_db.backup.notify import Notifier
     from truelabel_db.dr.drill import DrillFailed, run_drill
     from truelabel_db.pitr.repo import PitrRepo
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     key, storage = load_key(key_file), open_storage(to)
     notifier = Notifier.from_env(warn=lambda line: err.print(f"[yellow]warning:[/] {line}"))

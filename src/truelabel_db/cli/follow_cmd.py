@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 
@@ -26,12 +26,12 @@ def follow(
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,
     verify_every: Annotated[Optional[float], typer.Option(help="Verify (and resync what differs) every N seconds when caught up.")] = None,
     metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Apply the changelog to PostgreSQL continuously, exactly once, reporting lag."""
     from truelabel_db.follow import Follower, FollowOptions
     from truelabel_db.follow.metrics import serve
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     follower = Follower(source, resolve_target(target),
                         FollowOptions(batch_size=batch_size, lag_threshold_ms=lag_threshold_ms, on_lag=on_lag,

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from truelabel_db.cli.options import JsonOption
 from truelabel_db.cli.output import emit_json, err
 
 
@@ -22,7 +23,7 @@ def generate(
     dirty: Annotated[bool, typer.Option("--dirty", help="Inject every kind of legacy dirt at a small known rate.")] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 7,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Write a realistic legacy True Label database (Prisma's encodings, Portuguese text)."""
     from truelabel_db.legacy.generator import generate as run
@@ -39,7 +40,7 @@ def generate(
 
 def analyze(
     path: Annotated[Path, typer.Argument(help="Legacy SQLite file to inspect (opened read-only).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Report the legacy file's problems: encodings, JSON in text, enums, orphans, missing indexes."""
     from truelabel_db.analyze import analyze as run

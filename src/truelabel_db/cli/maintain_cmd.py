@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 maintain_app = typer.Typer(no_args_is_help=True, help="VACUUM ANALYZE, REINDEX CONCURRENTLY, partitions, view refresh.")
@@ -27,13 +27,13 @@ def run(
     ahead: Annotated[int, typer.Option(help="partitions: months to create ahead.")] = 3,
     retention: Annotated[int, typer.Option(help="partitions: months to keep (plan: 6).")] = 6,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="partitions: print the plan, change nothing.")] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Run one job now, giving way to the app; a second run of the same job skips (or waits)."""
     from truelabel_db.errors import ConfigError
     from truelabel_db.maintain import MaintenanceError, job_named, run_job
     from truelabel_db.maintain.partitions import PartitionMaintenance, plan_partitions
-    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.postgres import connect, resolve_target
 
     if ahead < 0 or retention < 1:
         raise ConfigError("--ahead must be 0 or more and --retention at least 1 month")
@@ -75,8 +75,9 @@ def schedule(
 ) -> None:
     """The plan's times (UTC): vacuum 03:00 daily, reindex Sunday 04:00, partitions 05:00, views every 10 min."""
     from truelabel_db.errors import ConfigError
-    from truelabel_db.maintain.schedule import PLAN_SCHEDULE, Scheduler, crontab_lines, install_pg_cron as install
-    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.maintain.schedule import PLAN_SCHEDULE, Scheduler, crontab_lines
+    from truelabel_db.maintain.schedule import install_pg_cron as install
+    from truelabel_db.postgres import connect, resolve_target
 
     if sum((install_pg_cron, daemon, crontab)) > 1:
         raise ConfigError("choose one of --install-pg-cron, --daemon, --crontab")
@@ -112,11 +113,11 @@ def history(
     target: TargetOption = None,
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
     limit: Annotated[int, typer.Option()] = 20,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The latest recorded runs, newest first."""
     from truelabel_db.maintain.runner import recent_runs
-    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.postgres import connect, resolve_target
 
     with connect(resolve_target(target), autocommit=True) as conn:
         runs = recent_runs(conn, limit, job)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 
@@ -24,11 +24,12 @@ def migrate(
     primary_file: Annotated[Optional[Path], typer.Option()] = None,
     switch_cmd: Annotated[Optional[str], typer.Option(help="Command (no shell) that points the app at PostgreSQL.")] = None,
     health_url: Annotated[Optional[str], typer.Option()] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The whole migration with checkpoints; run it again after a failure to resume."""
-    from truelabel_db.migrate import MigrateOptions, migrate as run
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.migrate import MigrateOptions
+    from truelabel_db.migrate import migrate as run
+    from truelabel_db.postgres import resolve_target
 
     options = MigrateOptions(redis_url=redis, work_dir=work_dir, workers=workers, primary_file=primary_file,
                              switch_cmd=switch_cmd, health_url=health_url)

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
+from truelabel_db.errors import ExitCode
 
 monitor_app = typer.Typer(no_args_is_help=True, help="Slow queries, bloat, indexes, partitions, replication.")
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 def _report(names: list[str], target: str | None, json_out: bool) -> None:
     from truelabel_db.cli.monitor_render import RENDERERS
     from truelabel_db.monitor.snapshot import take_snapshot
-    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.postgres import connect, resolve_target
 
     with connect(resolve_target(target), autocommit=True, application_name="truelabel-db monitor") as conn:
         snapshot = take_snapshot(conn, names)
@@ -38,7 +38,7 @@ def _report(names: list[str], target: str | None, json_out: bool) -> None:
     for name, message in snapshot.errors.items():
         err.print(f"[bold red]{name} failed[/]: {message}")
     if snapshot.errors:
-        raise typer.Exit(4)
+        raise typer.Exit(ExitCode.TARGET)
 
 
 def _command(name: str, doc: str) -> None:
@@ -77,8 +77,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve every report as Prometheus metrics, collected fresh at each scrape, until stopped."""
-    from truelabel_db.monitor.metrics import scrape, serve as serve_metrics
-    from truelabel_db.target.connection import connect, resolve_target
+    from truelabel_db.monitor.metrics import scrape
+    from truelabel_db.monitor.metrics import serve as serve_metrics
+    from truelabel_db.postgres import connect, resolve_target
 
     url = resolve_target(target)
     connect(url).close()  # a wrong URL fails now, not at the first scrape

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 pitr_app = typer.Typer(no_args_is_help=True, help="Point-in-time recovery: WAL archive, base backups, restore.")
@@ -24,11 +24,11 @@ def setup(
     repo: PitrRepoOption,
     target: TargetOption = None,
     archive_timeout: Annotated[str, typer.Option(help="Longest a quiet server waits to archive a segment.")] = "60s",
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Configure WAL archiving into the repository (ALTER SYSTEM; some settings need a restart)."""
     from truelabel_db.pitr.setup import setup_archiving
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     result = setup_archiving(resolve_target(target), repo, archive_timeout=archive_timeout)
     if json_out:
@@ -40,11 +40,11 @@ def setup(
 
 @pitr_app.command("basebackup")
 def basebackup(repo: PitrRepoOption, target: TargetOption = None,
-               json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+               json_out: JsonOption = False) -> None:
     """Take a verified pg_basebackup into the repository."""
     from truelabel_db.pitr.basebackup import take_basebackup
     from truelabel_db.pitr.repo import PitrRepo
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     info = take_basebackup(resolve_target(target), PitrRepo(repo.resolve()))
     if json_out:
@@ -57,7 +57,7 @@ def restore(
     repo: PitrRepoOption,
     target_time: Annotated[str, typer.Option(help="The moment, with its UTC offset: '2026-11-24 10:15:00+00'.")],
     data_dir: Annotated[Path, typer.Option(help="A new, empty data directory.")],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Build a data directory that recovers to the target time when started."""
     from truelabel_db.pitr.repo import PitrRepo
@@ -73,11 +73,11 @@ def restore(
 
 @pitr_app.command("status")
 def status(repo: Annotated[Optional[Path], typer.Option("--repo", envvar="TRUELABEL_PITR_REPO")] = None,
-           target: TargetOption = None, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+           target: TargetOption = None, json_out: JsonOption = False) -> None:
     """What the server says it archived (and failed to), and the repository's newest segment."""
     from truelabel_db.pitr.repo import PitrRepo
     from truelabel_db.pitr.setup import archive_status
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
 
     doc = archive_status(resolve_target(target))
     if repo is not None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ConfigError
 
@@ -25,11 +25,11 @@ def list_(
     table: Annotated[Optional[str], typer.Option(help="Only this legacy table.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved rows.")] = False,
     limit: Annotated[int, typer.Option()] = 100,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """List quarantined rows with their reasons."""
+    from truelabel_db.postgres import connect, resolve_target
     from truelabel_db.quarantine import list_records
-    from truelabel_db.target.connection import connect, resolve_target
 
     with connect(resolve_target(target)) as conn:
         records = list_records(conn, table=table, include_resolved=all_, limit=limit)
@@ -51,8 +51,8 @@ def fix(
     target: TargetOption = None,
 ) -> None:
     """Correct one original value of a quarantined row (then re-drive it)."""
+    from truelabel_db.postgres import connect, resolve_target
     from truelabel_db.quarantine import fix_value
-    from truelabel_db.target.connection import connect, resolve_target
 
     column, sep, raw = assignment.partition("=")
     if not sep:
@@ -74,11 +74,11 @@ def redrive(
     target: TargetOption = None,
     table: Annotated[Optional[str], typer.Option(help="Only this legacy table.")] = None,
     ids: Annotated[Optional[list[int]], typer.Option("--id", help="Only these ids.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Convert and insert quarantined rows again; those still failing stay, with the new reason."""
+    from truelabel_db.postgres import connect, resolve_target
     from truelabel_db.quarantine import redrive as run
-    from truelabel_db.target.connection import connect, resolve_target
 
     with connect(resolve_target(target), autocommit=True) as conn:
         result = run(conn, table=table, ids=ids or ())

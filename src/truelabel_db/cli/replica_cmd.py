@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 replica_app = typer.Typer(no_args_is_help=True, help="Streaming replicas of the primary.")
@@ -26,11 +26,11 @@ def add(
     name: Annotated[str | None, typer.Option(help="Name the primary lists it under.")] = None,
     slot: Annotated[str | None, typer.Option(help="Create and use this physical replication slot.")] = None,
     listen: Annotated[str, typer.Option(help="listen_addresses of the replica.")] = "127.0.0.1",
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Base-backup the primary (--target) with pg_basebackup -R and start it as a streaming replica."""
+    from truelabel_db.postgres import resolve_target
     from truelabel_db.replicas.add import add_replica
-    from truelabel_db.target.connection import resolve_target
 
     replica = add_replica(resolve_target(target), data_dir, port, name=name, slot=slot, listen=listen)
     if json_out:
@@ -45,11 +45,11 @@ def status(
     replicas: Annotated[list[str], typer.Option("--replica", help="A replica URL (repeat for several).")],
     target: TargetOption = None,
     max_lag: Annotated[float, typer.Option(help="Seconds of lag a replica may have and still serve reads.")] = 60.0,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Each replica's lag against the primary and whether reads would be routed to it."""
+    from truelabel_db.postgres import describe, resolve_target
     from truelabel_db.replicas.router import ReadRouter
-    from truelabel_db.target.connection import describe, resolve_target
 
     router = ReadRouter(resolve_target(target), replicas, max_lag_seconds=max_lag)
     states = router.states(refresh=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 
 schema_app = typer.Typer(no_args_is_help=True, help="The optimized PostgreSQL schema.")
@@ -22,11 +22,11 @@ def register(app: typer.Typer) -> None:
 def apply(
     target: TargetOption = None,
     sql_only: Annotated[bool, typer.Option("--sql", help="Print the SQL it would run, run nothing.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print what was applied as JSON.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Install the optimized schema (idempotent); missing extensions are reported, not fatal."""
-    from truelabel_db.target.connection import connect, resolve_target
-    from truelabel_db.target.schema import apply_schema, plan_sql
+    from truelabel_db.postgres import connect, resolve_target
+    from truelabel_db.schema.ddl import apply_schema, plan_sql
 
     if sql_only:
         typer.echo(plan_sql())
@@ -44,9 +44,9 @@ def apply(
         err.print("extensions: " + ", ".join(report.extensions))
 
 
-def mapping(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def mapping(json_out: JsonOption = False) -> None:
     """Print the declared legacy → target mapping, one row per column."""
-    from truelabel_db.target.mapping import mapping_rows
+    from truelabel_db.schema.mapping import mapping_rows
 
     rows = mapping_rows()
     if json_out:
@@ -70,8 +70,8 @@ def roles(
     """Create the least-privilege roles the app and readers run as, and grant them."""
     import os
 
-    from truelabel_db.target.connection import connect, resolve_target
-    from truelabel_db.target.roles import ensure_roles
+    from truelabel_db.postgres import connect, resolve_target
+    from truelabel_db.schema.roles import ensure_roles
 
     with connect(resolve_target(target), autocommit=True) as conn:
         report = ensure_roles(conn, app_role, readonly_role, login, os.environ.get("TRUELABEL_APP_PASSWORD"))

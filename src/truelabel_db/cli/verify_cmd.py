@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.copy_cmd import TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ReconciliationError
 
@@ -22,10 +22,10 @@ def verify(
     target: TargetOption = None,
     repair: Annotated[bool, typer.Option("--repair", help="Re-copy exactly the rows that differ, then check again.")] = False,
     table: Annotated[Optional[list[str]], typer.Option(help="Only these legacy tables.")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Counts and checksums of canonical rows on both sides, narrowed to the rows that differ."""
-    from truelabel_db.target.connection import resolve_target
+    from truelabel_db.postgres import resolve_target
     from truelabel_db.verify.compare import verify as run
 
     report = run(source, resolve_target(target), repair=repair, tables=table)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from truelabel_db.quarantine import QuarantineRecord, encode_row
-from truelabel_db.target.copytext import NULL
-from truelabel_db.target.mapping import TableMap
-from truelabel_db.target.transforms import Unconvertible
+from truelabel_db.schema.copytext import NULL
+from truelabel_db.schema.mapping import TableMap
+from truelabel_db.schema.transforms import Unconvertible
 
 
 @dataclass

@@ -19,16 +19,16 @@ from psycopg import sql
 
 from truelabel_db.copy.convert import quarantine_record
 from truelabel_db.copy.reader import fetch_by_keys
-from truelabel_db.quarantine import insert_records
 from truelabel_db.legacy.source import reading
-from truelabel_db.target.mapping import TABLES, ForeignKeyMap, TableMap
-from truelabel_db.target.schema import (
+from truelabel_db.quarantine import insert_records
+from truelabel_db.schema.ddl import (
     SchemaFile,
-    idents,
     foreign_key_constraint,
+    idents,
     key_constraint,
     schema_files,
 )
+from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
 
 Reporter = Callable[[str], None]
 

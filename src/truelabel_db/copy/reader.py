@@ -12,9 +12,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from truelabel_db.schema.mapping import ColumnMap, TableMap
+from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.mapping import ColumnMap, TableMap
-from truelabel_db.target.transforms import decode_text
 
 
 def _check_expr(col: ColumnMap, strict: bool) -> str | None:

@@ -6,9 +6,9 @@ a crash resumes where the last run stopped, from the same snapshot, with nothing
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,14 +23,19 @@ from truelabel_db.copy.catalog import CopyRun
 from truelabel_db.copy.reader import table_bounds
 from truelabel_db.copy.scheduler import ANALYZE, INDEX, KEYS, Scheduler, Task
 from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
-from truelabel_db.errors import ConfigError, ReconciliationError, SourceError, TargetNotEmptyError
+from truelabel_db.errors import (
+    ConfigError,
+    ReconciliationError,
+    SourceError,
+    TargetNotEmptyError,
+)
 from truelabel_db.legacy import source as legacy_source
+from truelabel_db.postgres import connect
 from truelabel_db.progress import ProgressSink, SilentProgress
 from truelabel_db.quarantine import open_counts
+from truelabel_db.schema.ddl import apply_schema
+from truelabel_db.schema.mapping import BY_LEGACY, TABLES
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect
-from truelabel_db.target.mapping import BY_LEGACY, TABLES
-from truelabel_db.target.schema import apply_schema
 
 ORPHAN_POLICIES = ("quarantine", "keep")
 

@@ -24,11 +24,16 @@ import psycopg
 
 from truelabel_db.copy.catalog import Chunk, ChunkStats, mark_chunk_done
 from truelabel_db.copy.convert import convert_rows, quarantine_record
-from truelabel_db.copy.reader import ChunkQueries, ChunkRead, fetch_by_rowids, read_chunk
+from truelabel_db.copy.reader import (
+    ChunkQueries,
+    ChunkRead,
+    fetch_by_rowids,
+    read_chunk,
+)
 from truelabel_db.errors import ReconciliationError
 from truelabel_db.quarantine import QuarantineRecord, insert_records
-from truelabel_db.target.load import copy_payload
-from truelabel_db.target.mapping import TableMap
+from truelabel_db.rows.load import copy_payload
+from truelabel_db.schema.mapping import TableMap
 
 # Errors that mean "this data", as opposed to "this connection": only these are narrowed down.
 DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
@@ -213,7 +218,7 @@ def _join(records: list[bytes]) -> bytes:
 def worker_connections(snapshot: Path, target_url: str) -> tuple[sqlite3.Connection, psycopg.Connection]:
     """Open the read-only snapshot and a target connection tuned for bulk loading."""
     from truelabel_db.legacy.source import connect as sqlite_connect
-    from truelabel_db.target.connection import connect as pg_connect
+    from truelabel_db.postgres import connect as pg_connect
 
     sqlite_conn = sqlite_connect(snapshot)
     # A chunk reads a contiguous rowid range once: a small page cache is enough, and memory

@@ -11,9 +11,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from truelabel_db.capture.changelog import STATE_TABLE, record_schema_version, write_lock
+from truelabel_db.capture.changelog import (
+    STATE_TABLE,
+    record_schema_version,
+    write_lock,
+)
+from truelabel_db.schema.mapping import TABLES
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
-from truelabel_db.target.mapping import TABLES
 
 FENCE_PREFIX = "_truelabel_fence_"
 MESSAGE = "truelabel: this SQLite database is no longer the primary; write to PostgreSQL"

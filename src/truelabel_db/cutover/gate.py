@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from truelabel_db.errors import TrueLabelError
+from truelabel_db.errors import ExitCode, TrueLabelError
 
 READONLY_KEY = "db:readonly"
 PRIMARY_KEY = "db:primary"
@@ -31,7 +31,7 @@ _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pex
 class GateError(TrueLabelError):
     """Redis is unreachable, or the gate is not in the state this step needs."""
 
-    exit_code = 9
+    exit_code = ExitCode.GATE
 
 
 @dataclass(frozen=True)

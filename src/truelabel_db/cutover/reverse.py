@@ -21,10 +21,10 @@ from psycopg import sql
 from truelabel_db.capture.changelog import write_lock
 from truelabel_db.cutover.fence import FENCE_PREFIX
 from truelabel_db.cutover.gate import Gate, connect_redis
-from truelabel_db.errors import TrueLabelError
+from truelabel_db.errors import ExitCode, TrueLabelError
+from truelabel_db.postgres import connect
+from truelabel_db.schema.mapping import BY_TARGET, TABLES, TableMap
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect
-from truelabel_db.target.mapping import BY_TARGET, TABLES, TableMap
 
 TRIGGER = "truelabel_reverse_capture"
 
@@ -133,4 +133,4 @@ def rollback(source: Path, target_url: str, redis_url: str, primary_file: Path |
 
 
 class RollbackError(TrueLabelError):
-    exit_code = 11
+    exit_code = ExitCode.ROLLBACK

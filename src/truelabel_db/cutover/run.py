@@ -29,18 +29,22 @@ from pathlib import Path
 
 from psycopg import sql
 
-from truelabel_db.capture.changelog import CHANGELOG_TABLE, record_schema_version, write_lock
+from truelabel_db.capture.changelog import (
+    CHANGELOG_TABLE,
+    record_schema_version,
+    write_lock,
+)
 from truelabel_db.cutover.fence import fence_ddl, remove_fence
 from truelabel_db.cutover.gate import Gate, GateError, connect_redis
-from truelabel_db.errors import TrueLabelError
+from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.follow import Follower, FollowOptions
+from truelabel_db.postgres import connect, describe
+from truelabel_db.schema.mapping import TABLES
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect, describe
-from truelabel_db.target.mapping import TABLES
 
 
 class CutoverError(TrueLabelError):
-    exit_code = 10
+    exit_code = ExitCode.CUTOVER
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from truelabel_db.backup.crypto import sha256_of
-from truelabel_db.backup.database import database_name, drop_database, row_counts, sibling_url
+from truelabel_db.backup.database import (
+    database_name,
+    drop_database,
+    row_counts,
+    sibling_url,
+)
 from truelabel_db.backup.errors import BackupError, BackupIntegrityError
 from truelabel_db.backup.logical import restore_backup
 from truelabel_db.backup.manifest import Manifest, utc_now
 from truelabel_db.backup.notify import Notifier
-from truelabel_db.backup.repository import latest_complete, load_verification, open_sealed
+from truelabel_db.backup.repository import (
+    latest_complete,
+    load_verification,
+    open_sealed,
+)
 from truelabel_db.backup.storage import Storage
-from truelabel_db.errors import TrueLabelError
+from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.pitr.repo import PitrRepo
-from truelabel_db.target.connection import connect, describe
+from truelabel_db.postgres import connect, describe
 
 
 @dataclass
@@ -60,7 +69,7 @@ class DrillReport:
 class DrillFailed(BackupError):
     """A drill step failed; ``report`` says which, with the steps that ran and their times."""
 
-    exit_code = 24
+    exit_code = ExitCode.DRILL
 
     def __init__(self, message: str, report: DrillReport) -> None:
         super().__init__(message)

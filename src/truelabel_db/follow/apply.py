@@ -18,11 +18,9 @@ from psycopg import sql
 from truelabel_db.copy.convert import convert_rows
 from truelabel_db.follow.batch import Batch, TableChanges
 from truelabel_db.quarantine import QuarantineRecord, insert_records
-
-from truelabel_db.target.mapping import BY_LEGACY, TableMap
-from truelabel_db.target.schema import idents
-from truelabel_db.target.transforms import Unconvertible
-
+from truelabel_db.schema.ddl import idents
+from truelabel_db.schema.mapping import BY_LEGACY, TableMap
+from truelabel_db.schema.transforms import Unconvertible
 
 SourceHas = Callable[[TableMap, list[str]], set[str]]
 

@@ -15,8 +15,8 @@ from typing import Any
 from truelabel_db.capture.changelog import CHANGELOG_TABLE, STATE_TABLE
 from truelabel_db.copy.reader import fetch_by_keys
 from truelabel_db.errors import SourceError
+from truelabel_db.schema.mapping import BY_LEGACY, TableMap
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.mapping import BY_LEGACY, TableMap
 
 
 @dataclass

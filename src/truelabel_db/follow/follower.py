@@ -26,8 +26,8 @@ from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
 from truelabel_db.follow.batch import SchemaChanged, keys_present, read_batch
 from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.postgres import connect
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect
 
 
 class NothingToFollow(TargetError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from truelabel_db.target.connection import connect
+from truelabel_db.postgres import connect
 
 
 def follower_figures(target_url: str, source: Path) -> dict[str, Any] | None:

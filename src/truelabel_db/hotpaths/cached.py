@@ -9,6 +9,7 @@ the hottest write in the system costs one INSERT.
 from __future__ import annotations
 
 from datetime import datetime
+
 from truelabel_db.cache import keys
 from truelabel_db.cache.invalidation import Invalidator
 from truelabel_db.cache.layered import LayeredCache

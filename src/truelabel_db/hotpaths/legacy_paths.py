@@ -39,8 +39,8 @@ from truelabel_db.hotpaths.base import (
 from truelabel_db.hotpaths.shape import Record, iso_ms, legacy_record
 from truelabel_db.legacy.encodings import to_epoch_ms
 from truelabel_db.legacy.source import connect
+from truelabel_db.schema.mapping import BY_TARGET
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
-from truelabel_db.target.mapping import BY_TARGET
 
 MODES = ("app", "best")
 

@@ -36,9 +36,9 @@ from truelabel_db.hotpaths.base import (
     window,
 )
 from truelabel_db.hotpaths.shape import Record, json_ready, target_record
-from truelabel_db.target.connection import describe, redact
-from truelabel_db.target.mapping import BY_TARGET
-from truelabel_db.target.transforms import Timestamp
+from truelabel_db.postgres import describe, redact
+from truelabel_db.schema.mapping import BY_TARGET
+from truelabel_db.schema.transforms import Timestamp
 
 PoolOrUrl = ConnectionPool | str
 

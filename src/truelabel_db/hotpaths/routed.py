@@ -16,8 +16,8 @@ from datetime import datetime
 from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.postgres_paths import PostgresHotPaths
 from truelabel_db.hotpaths.shape import Record
+from truelabel_db.postgres import describe
 from truelabel_db.replicas.router import ReadRouter
-from truelabel_db.target.connection import describe
 
 
 class RoutedHotPaths:

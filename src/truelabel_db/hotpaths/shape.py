@@ -15,8 +15,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from truelabel_db.target.mapping import BY_TARGET, ColumnMap
-from truelabel_db.target.transforms import Json, Unconvertible
+from truelabel_db.schema.mapping import BY_TARGET, ColumnMap
+from truelabel_db.schema.transforms import Json, Unconvertible
 
 Record = dict[str, Any]
 

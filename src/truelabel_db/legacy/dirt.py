@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from truelabel_db.target.mapping import BY_LEGACY
-from truelabel_db.target.transforms import Unconvertible
+from truelabel_db.schema.mapping import BY_LEGACY
+from truelabel_db.schema.transforms import Unconvertible
 
 Outcome = Literal["repaired", "quarantined"]
 

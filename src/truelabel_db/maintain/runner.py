@@ -21,8 +21,8 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from truelabel_db.errors import TrueLabelError
-from truelabel_db.target.schema import schema_files
+from truelabel_db.errors import ExitCode, TrueLabelError
+from truelabel_db.schema.ddl import schema_files
 
 LOCK_CLASS = 0x7E1A  # the advisory-lock namespace of truelabel-db's maintenance jobs
 RETRY_PAUSES = (0.5, 2.0, 5.0)  # after a statement gave way to the app's locks
@@ -31,7 +31,7 @@ RETRY_PAUSES = (0.5, 2.0, 5.0)  # after a statement gave way to the app's locks
 class MaintenanceError(TrueLabelError):
     """A maintenance job failed; its run is recorded as failed with the reason."""
 
-    exit_code = 30
+    exit_code = ExitCode.MAINTENANCE
 
 
 @dataclass(frozen=True)

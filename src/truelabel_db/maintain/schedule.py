@@ -109,7 +109,7 @@ class Scheduler:
     def _run(self, name: str) -> JobResult:
         if self.run is not None:
             return self.run(name)
-        from truelabel_db.target.connection import connect
+        from truelabel_db.postgres import connect
 
         with connect(self.url, autocommit=True, application_name=f"truelabel-db maintain {name}") as conn:
             return run_job(conn, job_named(name))

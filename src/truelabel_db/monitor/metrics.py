@@ -130,7 +130,7 @@ def render(snapshot: Snapshot) -> str:
 
 def scrape(url: str) -> str:
     """One scrape: a fresh connection, every report, the text."""
-    from truelabel_db.target.connection import connect
+    from truelabel_db.postgres import connect
 
     with connect(url, autocommit=True, application_name="truelabel-db monitor") as conn:
         return render(take_snapshot(conn))

@@ -15,7 +15,7 @@ from truelabel_db.backup.errors import RecoveryError
 from truelabel_db.backup.manifest import utc_now
 from truelabel_db.backup.pgtools import run_tool, tool_target
 from truelabel_db.pitr.repo import BaseBackup, PitrRepo
-from truelabel_db.target.connection import connect, describe
+from truelabel_db.postgres import connect, describe
 
 
 def take_basebackup(url: str, repo: PitrRepo) -> BaseBackup:

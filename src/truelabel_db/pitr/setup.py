@@ -21,7 +21,7 @@ from psycopg import sql
 
 from truelabel_db.backup.errors import RecoveryError
 from truelabel_db.pitr.repo import MARKER, PitrRepo, python_for_server
-from truelabel_db.target.connection import connect, describe
+from truelabel_db.postgres import connect, describe
 
 SCRIPT_SOURCE = Path(__file__).with_name("archive_wal.py")
 

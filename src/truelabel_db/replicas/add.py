@@ -18,8 +18,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from truelabel_db.embedded import EmbeddedCluster
-from truelabel_db.errors import ConfigError, TrueLabelError
-from truelabel_db.target.connection import connect, describe, redact
+from truelabel_db.errors import ConfigError, ExitCode, TrueLabelError
+from truelabel_db.postgres import connect, describe, redact
 
 STREAMING_WAIT_SECONDS = 60.0
 
@@ -27,7 +27,7 @@ STREAMING_WAIT_SECONDS = 60.0
 class ReplicaError(TrueLabelError):
     """The replica could not be made or started; the message says what the primary lacks."""
 
-    exit_code = 31
+    exit_code = ExitCode.REPLICA
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import psycopg
 
 from truelabel_db.errors import ConfigError
 from truelabel_db.monitor.replication import replica_lag_seconds
-from truelabel_db.target.connection import describe
+from truelabel_db.postgres import describe
 
 DEFAULT_MAX_LAG_SECONDS = 60.0  # plan §5.1: lag_threshold 60s
 DEFAULT_CHECK_INTERVAL = 1.0

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from fastapi import Body, FastAPI, HTTPException, Query, Request
-import orjson
 from fastapi.responses import PlainTextResponse, Response
 
 from truelabel_db.cache.stats import hit_ratios, prometheus

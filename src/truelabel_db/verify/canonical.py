@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from truelabel_db.legacy.encodings import to_epoch_ms
-from truelabel_db.target.mapping import TableMap
-from truelabel_db.target.transforms import Json, Timestamp, Unconvertible
+from truelabel_db.schema.mapping import TableMap
+from truelabel_db.schema.transforms import Json, Timestamp, Unconvertible
 
 Canonical = tuple[Any, ...]
 

@@ -23,10 +23,10 @@ from psycopg import sql
 from truelabel_db.follow.apply import apply_table
 from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
 from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.postgres import connect
+from truelabel_db.schema.mapping import TABLES, TableMap
+from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect
-from truelabel_db.target.mapping import TABLES, TableMap
-from truelabel_db.target.transforms import decode_text
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 MASK = (1 << 64) - 1

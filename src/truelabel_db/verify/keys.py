@@ -18,9 +18,9 @@ from truelabel_db.capture.changelog import CHANGELOG_TABLE
 from truelabel_db.follow.apply import apply_table, target_keys
 from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
 from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.postgres import connect
+from truelabel_db.schema.mapping import BY_LEGACY, TableMap
 from truelabel_db.sqlite_sql import quote_ident
-from truelabel_db.target.connection import connect
-from truelabel_db.target.mapping import BY_LEGACY, TableMap
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 

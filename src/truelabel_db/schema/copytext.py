@@ -1,7 +1,7 @@
 """PostgreSQL COPY text format, as the slow path writes it.
 
 (The fast path has SQLite write CSV instead, where one replace() escapes a field; see
-:mod:`truelabel_db.target.transforms`.)
+:mod:`truelabel_db.schema.transforms`.)
 """
 
 from __future__ import annotations

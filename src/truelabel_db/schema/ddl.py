@@ -16,7 +16,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from truelabel_db.target.mapping import TABLES, ForeignKeyMap, TableMap
+from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
 
 EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin", "pg_stat_statements")
 PHASES = ("pre", "constraints", "post")
@@ -51,7 +51,7 @@ class SchemaReport:
 
 def schema_files(phase: str | None = None) -> list[SchemaFile]:
     """The packaged SQL files, in version order, optionally of one phase."""
-    folder = resources.files("truelabel_db.target").joinpath("sql")
+    folder = resources.files("truelabel_db.schema").joinpath("sql")
     files = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):

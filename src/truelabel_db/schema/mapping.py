@@ -7,10 +7,10 @@ is the order foreign keys are checked and created in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from truelabel_db.target.transforms import (
+from truelabel_db.schema.transforms import (
     Boolean,
     CommaList,
     Converted,

@@ -27,8 +27,8 @@ from truelabel_db.legacy.encodings import (
     classify_timestamp,
     to_epoch_ms,
 )
+from truelabel_db.schema.copytext import array_literal, copy_escape
 from truelabel_db.sqlite_sql import quote_literal
-from truelabel_db.target.copytext import array_literal, copy_escape
 
 
 class Unconvertible(ValueError):

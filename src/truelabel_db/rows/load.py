@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.target.mapping import TableMap
+from truelabel_db.schema.mapping import TableMap
 
 
 def copy_statement(table: TableMap, *, csv: bool = False) -> sql.Composed:

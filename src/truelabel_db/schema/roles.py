@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.errors import ConfigError, TargetError
-from truelabel_db.target.mapping import TABLES
+from truelabel_db.schema.mapping import TABLES
 
 APP_EXTRA_TABLES = ("cache_entries",)
 DASHBOARD_VIEW = "brand_dashboard_stats"

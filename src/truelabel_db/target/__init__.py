@@ -1,1 +1,0 @@
-"""The target side: the optimized PostgreSQL schema and the declared legacy→target mapping."""
