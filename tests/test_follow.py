@@ -18,7 +18,7 @@ import pytest
 from tests.fix_compare import differences
 from tests.fix_legacy import NOW_MS, insert
 from truelabel_db.capture import install_capture
-from truelabel_db.capture.changelog import CHANGELOG_TABLE
+from truelabel_db.catalog.changelog import CHANGELOG_TABLE
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.follow import Follower, FollowOptions
 from truelabel_db.follow import apply as apply_module
@@ -26,6 +26,7 @@ from truelabel_db.follow.batch import SchemaChanged
 from truelabel_db.legacy.generator import generate
 from truelabel_db.legacy.source import check_is_sqlite
 from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.verify import resync_check
 
 
 @pytest.fixture
@@ -211,7 +212,8 @@ def test_the_periodic_integrity_check_resyncs_a_row_damaged_behind_the_followers
         live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path) -> None:
     _copy(live_legacy, pg_url, tmp_path)
     pg.execute("UPDATE users SET name = 'estragado' WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)")
-    follower = Follower(live_legacy, pg_url, FollowOptions(verify_every=0))
+    follower = Follower(live_legacy, pg_url, FollowOptions(verify_every=0),
+                        integrity_check=resync_check(live_legacy, pg_url))
     stats = follower.run(until_caught_up=True)
     follower.close()
     assert stats.verifications == 1 and stats.rows_resynced == 1

@@ -51,7 +51,7 @@ def status(
     if follower:
         err.print(f"follower: position {follower['position']}, lag {follower['lag_ms']} ms / "
                   f"{follower['lag_rows']} rows, {follower['rows_per_second']} rows/s, "
-                  f"{follower['changes_applied']:,} changes applied, last at {follower['applied_at']}")
+                  f"{follower['changes_applied']:,} changes applied, last {follower['seconds_since_apply']} s ago")
     if not current.installed:
         err.print(f"capture is not installed in {source}")
         return

@@ -17,10 +17,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from truelabel_db.copy.convert import quarantine_record
-from truelabel_db.copy.reader import fetch_by_keys
+from truelabel_db.catalog import schema_versions
+from truelabel_db.catalog.quarantine import insert_records
 from truelabel_db.legacy.source import reading
-from truelabel_db.quarantine import insert_records
+from truelabel_db.rows.convert import quarantine_record
+from truelabel_db.rows.read import fetch_by_keys
 from truelabel_db.schema.ddl import (
     SchemaFile,
     foreign_key_constraint,
@@ -207,10 +208,7 @@ def build_dashboard(conn: psycopg.Connection, report: Reporter) -> None:
 
 def record_versions(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
     for f in files:
-        conn.execute(
-            "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "
-            "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
-            (f.version, f.checksum))
+        schema_versions.record_applied(conn, f.version, f.checksum)
 
 
 def target_counts(conn: psycopg.Connection) -> dict[str, int]:

@@ -108,21 +108,3 @@ def fetch_by_rowids(conn: sqlite3.Connection, table: TableMap,
     marks = ", ".join("?" * len(rowids))
     return conn.execute(f"SELECT {columns} FROM {quote_ident(table.legacy)} WHERE rowid IN ({marks})",
                         rowids).fetchall()
-
-
-def fetch_by_keys(conn: sqlite3.Connection, table: TableMap,
-                  keys: list[str]) -> dict[str, tuple[Any, ...]]:
-    """Original legacy rows by primary key (for rows quarantined after the load)."""
-    if not keys:
-        return {}
-    conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
-    key = quote_ident(table.legacy_key)
-    out: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(keys), 500):
-        batch = keys[start:start + 500]
-        marks = ", ".join("?" * len(batch))
-        for row in conn.execute(f"SELECT {key}, {columns} FROM {quote_ident(table.legacy)} "
-                                f"WHERE {key} IN ({marks})", batch):
-            out[str(row[0])] = tuple(row[1:])
-    return out

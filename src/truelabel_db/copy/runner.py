@@ -17,9 +17,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.capture.changelog import changelog_position
-from truelabel_db.copy import catalog, finalize
-from truelabel_db.copy.catalog import CopyRun
+from truelabel_db.catalog import changelog, quarantine
+from truelabel_db.catalog import copy_runs as catalog
+from truelabel_db.catalog.copy_runs import CopyRun
+from truelabel_db.copy import finalize
 from truelabel_db.copy.reader import table_bounds
 from truelabel_db.copy.scheduler import ANALYZE, INDEX, KEYS, Scheduler, Task
 from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
@@ -32,7 +33,6 @@ from truelabel_db.errors import (
 from truelabel_db.legacy import source as legacy_source
 from truelabel_db.postgres import connect
 from truelabel_db.progress import ProgressSink, SilentProgress
-from truelabel_db.quarantine import open_counts
 from truelabel_db.schema.ddl import apply_schema
 from truelabel_db.schema.mapping import BY_LEGACY, TABLES
 from truelabel_db.sqlite_sql import quote_ident
@@ -184,7 +184,7 @@ def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot:
                                progress: ProgressSink) -> None:
     """Where the changelog stood in the snapshot: the follower starts exactly after it."""
     with legacy_source.reading(snapshot) as legacy:
-        position = changelog_position(legacy)
+        position = changelog.position_in_snapshot(legacy)
     catalog.set_changelog_position(conn, run.run_id, position)
     if position is None:
         progress.note("no change capture in the legacy file: this copy cannot be followed "
@@ -200,8 +200,7 @@ def _truncate(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
             sql.SQL(", ").join(sql.Identifier(t.target) for t in TABLES)))
-        conn.execute("UPDATE truelabel_meta.quarantine SET resolved_at = now(), "
-                     "resolution = 'superseded by a new copy' WHERE resolved_at IS NULL")
+        quarantine.resolve_all(conn, "superseded by a new copy")
 
 
 def _bounds(snapshot: Path) -> dict[str, tuple[int, int, int]]:
@@ -323,12 +322,10 @@ def _reconcile(run: CopyRun, url: str, resumed: bool, repairs: dict[str, int],
                skipped: list[str], steps: dict[str, float]) -> CopyResult:
     with connect(url, autocommit=True) as conn:
         totals = catalog.chunk_totals(conn, run.run_id)
-        quarantined = open_counts(conn, run.run_id)
+        quarantined = quarantine.open_counts(conn, run.run_id)
         written = finalize.target_counts(conn)
-        fk_detail = conn.execute("SELECT detail FROM truelabel_meta.copy_steps WHERE run_id = %s "
-                                 "AND step = 'foreign_keys'", (run.run_id,)).fetchone()
-    kept = (fk_detail[0].get("result", {}) if fk_detail else {}) if run.options.get(
-        "orphan_policy") == "keep" else {}
+        fk_detail = catalog.step_detail(conn, run.run_id, "foreign_keys")
+    kept = (fk_detail or {}).get("result", {}) if run.options.get("orphan_policy") == "keep" else {}
     tables = {
         t.legacy: TableSummary(
             read=totals.get(t.legacy, {}).get("read", 0), written=written[t.legacy],

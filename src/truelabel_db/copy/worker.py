@@ -22,8 +22,8 @@ from typing import Any
 
 import psycopg
 
-from truelabel_db.copy.catalog import Chunk, ChunkStats, mark_chunk_done
-from truelabel_db.copy.convert import convert_rows, quarantine_record
+from truelabel_db.catalog.copy_runs import Chunk, ChunkStats, mark_chunk_done
+from truelabel_db.catalog.quarantine import QuarantineRecord, insert_records
 from truelabel_db.copy.reader import (
     ChunkQueries,
     ChunkRead,
@@ -31,7 +31,7 @@ from truelabel_db.copy.reader import (
     read_chunk,
 )
 from truelabel_db.errors import ReconciliationError
-from truelabel_db.quarantine import QuarantineRecord, insert_records
+from truelabel_db.rows.convert import convert_rows, quarantine_record
 from truelabel_db.rows.load import copy_payload
 from truelabel_db.schema.mapping import TableMap
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from truelabel_db.capture.changelog import (
-    STATE_TABLE,
-    record_schema_version,
-    write_lock,
-)
+from truelabel_db.capture.changelog import write_lock
+from truelabel_db.catalog import changelog
 from truelabel_db.schema.mapping import TABLES
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
 
@@ -39,7 +36,7 @@ def install_fence(path: Path) -> None:
         for statement in fence_ddl():
             conn.execute(statement)
         if has_capture(conn):
-            record_schema_version(conn)
+            changelog.record_schema_version(conn)
 
 
 def remove_fence(path: Path) -> None:
@@ -49,11 +46,11 @@ def remove_fence(path: Path) -> None:
         for name in names:
             conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
         if has_capture(conn):
-            record_schema_version(conn)
+            changelog.record_schema_version(conn)
 
 
 def has_capture(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (STATE_TABLE,)).fetchone() is not None
+    return changelog.has_state(conn)
 
 
 def fence_installed(path: Path) -> bool:

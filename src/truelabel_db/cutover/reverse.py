@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.capture.changelog import write_lock
+from truelabel_db.catalog import reverse_changelog
 from truelabel_db.cutover.fence import FENCE_PREFIX
 from truelabel_db.cutover.gate import Gate, connect_redis
 from truelabel_db.errors import ExitCode, TrueLabelError
@@ -55,14 +56,6 @@ class RollbackReport:
     def to_dict(self) -> dict[str, object]:
         return {"replayed": self.replayed, "write_pause_ms": round(self.write_pause_ms, 1),
                 "steps": [{"step": s, "ms": round(ms, 1)} for s, ms in self.steps]}
-
-
-def _changed_rows(pg: psycopg.Connection) -> dict[str, dict[str, str]]:
-    """Per target table, each changed key's last operation."""
-    last: dict[str, dict[str, str]] = {}
-    for table, op, key in pg.execute("SELECT tbl, op, pk FROM truelabel_meta.reverse_changelog ORDER BY seq"):
-        last.setdefault(table, {})[key] = op
-    return last
 
 
 def _legacy_row(table: TableMap, row: tuple[Any, ...]) -> list[Any]:
@@ -115,12 +108,13 @@ def rollback(source: Path, target_url: str, redis_url: str, primary_file: Path |
                     for (trigger,) in legacy.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
                         if trigger.startswith(FENCE_PREFIX):
                             legacy.execute(f"DROP TRIGGER IF EXISTS {quote_ident(trigger)}")
-                    for target, changes in _changed_rows(pg).items():
+                    batch = reverse_changelog.read_after(pg, 0, 2**62)
+                    for target, changes in (batch.changes if batch else {}).items():
                         if target in BY_TARGET:
                             report.replayed += _replay_table(pg, legacy, BY_TARGET[target], changes)
             step("replay", replay)
             step("stop capture", lambda: (remove_reverse_capture(pg),
-                                          pg.execute("TRUNCATE truelabel_meta.reverse_changelog")))
+                                          reverse_changelog.clear(pg)))
         step("switch", lambda: gate.publish_primary("sqlite", str(source.resolve())))
     except BaseException as exc:
         gate.lower()

@@ -29,18 +29,14 @@ from pathlib import Path
 
 from psycopg import sql
 
-from truelabel_db.capture.changelog import (
-    CHANGELOG_TABLE,
-    record_schema_version,
-    write_lock,
-)
+from truelabel_db.capture.changelog import write_lock
+from truelabel_db.catalog import changelog, reverse_changelog
 from truelabel_db.cutover.fence import fence_ddl, remove_fence
 from truelabel_db.cutover.gate import Gate, GateError, connect_redis
 from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.follow import Follower, FollowOptions
 from truelabel_db.postgres import connect, describe
 from truelabel_db.schema.mapping import TABLES
-from truelabel_db.sqlite_sql import quote_ident
 
 
 class CutoverError(TrueLabelError):
@@ -127,12 +123,10 @@ class _Run:
     def lock_and_fence(self) -> None:
         time.sleep(self.options.grace_ms / 1000)
         with write_lock(self.source) as conn:
-            self.report.marker_seq = conn.execute(
-                f"INSERT INTO {quote_ident(CHANGELOG_TABLE)} (tbl, op, pk) VALUES ('*', 'M', 'cutover') "
-                "RETURNING seq").fetchone()[0]
+            self.report.marker_seq = changelog.append_marker(conn, "cutover")
             for statement in fence_ddl():
                 conn.execute(statement)
-            record_schema_version(conn)  # the fence is our DDL, not a change of the app's schema
+            changelog.record_schema_version(conn)  # the fence is our DDL, not a change of the app's schema
         self.fenced = True
 
     def drain(self) -> None:
@@ -166,7 +160,7 @@ class _Run:
         from truelabel_db.cutover.reverse import install_reverse_capture
 
         with connect(self.url, autocommit=True) as conn:
-            conn.execute("TRUNCATE truelabel_meta.reverse_changelog")
+            reverse_changelog.clear(conn)
             install_reverse_capture(conn)
         self.reverse_capturing = True
 

@@ -16,18 +16,19 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
 
-from truelabel_db.capture.changelog import CHANGELOG_TABLE, NOW_MS
+from truelabel_db.catalog import changelog, copy_runs, follow_state
 from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
-from truelabel_db.follow.batch import SchemaChanged, keys_present, read_batch
+from truelabel_db.follow.batch import SchemaChanged, read_batch
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.rows.read import keys_present
 
 
 class NothingToFollow(TargetError):
@@ -66,9 +67,20 @@ class FollowStats:
         return out
 
 
+IntegrityCheck = Callable[[], int]  # verifies and resyncs; returns how many rows it resynced
+
+
 class Follower:
-    def __init__(self, source: Path, target_url: str, options: FollowOptions = FollowOptions()) -> None:
+    """Applies the changelog of one legacy file to PostgreSQL.
+
+    ``integrity_check``, when given, runs every ``options.verify_every`` seconds while caught up
+    (the plan's integrity-check); the orchestrator passes verify's, the follower does not know it.
+    """
+
+    def __init__(self, source: Path, target_url: str, options: FollowOptions = FollowOptions(),
+                 integrity_check: IntegrityCheck | None = None) -> None:
         self.source = source
+        self._integrity_check = integrity_check
         self.source_key = str(source.resolve())
         self.url = target_url
         self.options = options
@@ -85,18 +97,15 @@ class Follower:
     def start_position(self) -> int:
         """Where to start: the committed position, else where the last copy's snapshot stood."""
         pg = self._target()
-        row = pg.execute("SELECT position FROM truelabel_meta.follow_state WHERE source_path = %s",
-                         (self.source_key,)).fetchone()
-        if row:
-            return int(row[0])
-        copied = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
-                            "ORDER BY run_id DESC LIMIT 1").fetchone()
-        if copied is None or copied[0] is None:
+        committed = follow_state.position(pg, self.source_key)
+        if committed is not None:
+            return committed
+        copied = copy_runs.followable_position(pg)
+        if copied is None:
             raise NothingToFollow("nothing to follow from: copy the legacy file with capture installed first "
-                              "(`truelabel-db capture install`, then `truelabel-db copy`)")
-        pg.execute("INSERT INTO truelabel_meta.follow_state (source_path, position) VALUES (%s, %s) "
-                   "ON CONFLICT DO NOTHING", (self.source_key, int(copied[0])))
-        return int(copied[0])
+                                  "(`truelabel-db capture install`, then `truelabel-db copy`)")
+        follow_state.start_at(pg, self.source_key, copied)
+        return copied
 
     def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> FollowStats:
         """Apply batches until stopped (or caught up, or out of time).
@@ -170,13 +179,10 @@ class Follower:
     def _maybe_verify(self) -> None:
         """The plan's integrity-check: when caught up and due, verify and resync what differs."""
         every = self.options.verify_every
-        if every is None or time.monotonic() - self._last_verify < every:
+        if every is None or self._integrity_check is None or time.monotonic() - self._last_verify < every:
             return
-        from truelabel_db.verify.compare import verify
-
-        report = verify(self.source, self.url, repair=True)
+        self.stats.rows_resynced += self._integrity_check()
         self.stats.verifications += 1
-        self.stats.rows_resynced += sum(v.repaired for v in report.tables.values())
         self._last_verify = time.monotonic()
 
     def _target(self) -> psycopg.Connection:
@@ -197,15 +203,14 @@ class Follower:
         from truelabel_db.legacy.source import translate_sqlite_error
 
         try:
-            row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0) FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
+            return changelog.end(self._sqlite)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.source) from exc
-        return int(row[0])
 
     def _measure_lag(self, oldest_pending_ms: int | None) -> None:
-        row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0), {NOW_MS} FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
-        self.stats.lag_rows = max(0, int(row[0]) - self.stats.position)
-        self.stats.lag_ms = max(0, int(row[1]) - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
+        newest, now_ms = changelog.end_and_now_ms(self._sqlite)
+        self.stats.lag_rows = max(0, newest - self.stats.position)
+        self.stats.lag_ms = max(0, now_ms - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
         self.stats.lag_samples_ms.append(self.stats.lag_ms)
         above = self.stats.lag_ms > self.options.lag_threshold_ms
         if above and not self._alerting:
@@ -241,8 +246,7 @@ class Follower:
             return 0
         try:
             writer.execute("BEGIN IMMEDIATE")
-            removed = writer.execute(f"DELETE FROM {quote_ident(CHANGELOG_TABLE)} WHERE seq <= ?",
-                                     (self.stats.position,)).rowcount
+            removed = changelog.trim(writer, self.stats.position)
             writer.execute("COMMIT")
         except sqlite3.OperationalError:
             return 0
@@ -253,10 +257,8 @@ class Follower:
 
     def _publish(self) -> None:
         self._published_lag = (self.stats.lag_rows, self.stats.lag_ms)
-        self._target().execute(
-            "UPDATE truelabel_meta.follow_state SET lag_rows = %s, lag_ms = %s, rows_per_second = %s "
-            "WHERE source_path = %s", (self.stats.lag_rows, self.stats.lag_ms, self.stats.rows_per_second,
-                                       self.source_key))
+        follow_state.publish_lag(self._target(), self.source_key, self.stats.lag_rows, self.stats.lag_ms,
+                                 self.stats.rows_per_second)
 
     def close(self) -> None:
         self._sqlite.close()

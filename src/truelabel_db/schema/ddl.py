@@ -16,6 +16,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from truelabel_db.catalog import schema_versions
 from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
 
 EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin", "pg_stat_statements")
@@ -170,10 +171,7 @@ def apply_file(conn: psycopg.Connection, file: SchemaFile, report: SchemaReport,
     with conn.transaction():
         for statement in file.statements():
             conn.execute(statement.encode())
-        conn.execute(
-            "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "
-            "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
-            (file.version, file.checksum))
+        schema_versions.record_applied(conn, file.version, file.checksum)
     report.applied.append(file.version)
 
 
@@ -203,11 +201,8 @@ def _record_features(conn: psycopg.Connection, report: SchemaReport) -> None:
     conn.execute(schema_files("pre")[0].text.encode())  # bookkeeping schema first
     with conn.transaction():
         for name, ok in report.extensions.items():
-            conn.execute(
-                "INSERT INTO truelabel_meta.schema_features (name, available, detail) "
-                "VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET available = EXCLUDED.available, "
-                "detail = EXCLUDED.detail, checked_at = now()",
-                (f"extension:{name}", ok, report.skipped.get(f"extension {name}", "installed")))
+            schema_versions.record_feature(conn, f"extension:{name}", ok,
+                                           report.skipped.get(f"extension {name}", "installed"))
 
 
 def plan_sql(phases: Iterable[str] = PHASES, *, orphan_policy: str = "quarantine") -> str:

@@ -20,10 +20,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.follow.apply import apply_table
-from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
+from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
+from truelabel_db.rows.apply import apply_table
+from truelabel_db.rows.changes import TableChanges
+from truelabel_db.rows.read import fetch_current, keys_present
 from truelabel_db.schema.mapping import TABLES, TableMap
 from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
@@ -99,16 +101,10 @@ def _target_rows(conn: psycopg.Connection, table: TableMap) -> Iterator[tuple[st
             yield str(canonical[index]), canonical
 
 
-def _open_quarantine(conn: psycopg.Connection, table: TableMap) -> set[str]:
-    return {str(r[0]) for r in conn.execute(
-        "SELECT legacy_key FROM truelabel_meta.quarantine WHERE legacy_table = %s AND resolved_at IS NULL",
-        (table.legacy,))}
-
-
 def verify_table(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
                  *, repair: bool = False) -> TableVerdict:
     verdict = TableVerdict(table.legacy)
-    quarantined_keys = _open_quarantine(pg, table)
+    quarantined_keys = open_keys(pg, table.legacy)
     left: dict[str, int] = {}
     for key, row in _legacy_rows(legacy, table):
         verdict.source_rows += 1
@@ -147,7 +143,7 @@ def _repair(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
     """Make each differing row equal to SQLite's current row (or gone, if SQLite has none)."""
     changes = TableChanges(upserts={k: () for k in verdict.missing_in_target + verdict.different})
     changes.deletes.update(verdict.extra_in_target)
-    fetch_current(legacy, table.legacy, changes)
+    fetch_current(legacy, table, changes)
     with pg.transaction(), pg.cursor() as cur:
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
         apply_table(cur, table, changes, lambda t, keys: keys_present(legacy, t, keys))

@@ -14,27 +14,23 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.capture.changelog import CHANGELOG_TABLE
-from truelabel_db.follow.apply import apply_table, target_keys
-from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
+from truelabel_db.catalog import changelog
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
+from truelabel_db.rows.apply import apply_table, target_keys
+from truelabel_db.rows.changes import TableChanges
+from truelabel_db.rows.read import fetch_current, keys_present
 from truelabel_db.schema.mapping import BY_LEGACY, TableMap
-from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 
 def changed_keys(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for table, key in conn.execute(f"SELECT DISTINCT tbl, pk FROM {quote_ident(CHANGELOG_TABLE)} WHERE op <> 'M'"):
-        if table in BY_LEGACY:
-            out.setdefault(table, set()).add(str(key))
-    return out
+    return {table: keys for table, keys in changelog.keys_after(conn).items() if table in BY_LEGACY}
 
 
 def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap, keys: set[str]) -> set[str]:
     changes = TableChanges(upserts={k: () for k in keys})
-    fetch_current(legacy, table.legacy, changes)
+    fetch_current(legacy, table, changes)
     left = {k: canonical_legacy(table, row) for k, row in changes.upserts.items()}
     index = [c.target for c in table.columns].index(table.primary_key[0])
     query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
@@ -69,7 +65,7 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
                 if not bad:
                     continue
                 changes = TableChanges(upserts={k: () for k in bad})
-                fetch_current(legacy, name, changes)
+                fetch_current(legacy, table, changes)
                 with pg.transaction(), pg.cursor() as cur:
                     cur.execute("SET CONSTRAINTS ALL DEFERRED")
                     apply_table(cur, table, changes, lambda t, ks: keys_present(legacy, t, ks))

@@ -1,4 +1,6 @@
-"""The copy's own state in PostgreSQL, written in the same transaction as the data it describes.
+"""The copy's runs, chunks and steps (``copy_runs``, ``copy_chunks``, ``copy_steps``).
+
+Written in the same transaction as the data they describe.
 
 Like pgcopydb's catalog: a chunk is marked done in the transaction that loaded it, so after a
 ``kill -9`` a chunk is either entirely loaded and marked, or entirely absent and redone.
@@ -139,4 +141,18 @@ def set_changelog_position(conn: psycopg.Connection, run_id: int, position: int 
 def changelog_position_of(conn: psycopg.Connection, run_id: int) -> int | None:
     row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE run_id = %s",
                        (run_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def step_detail(conn: psycopg.Connection, run_id: int, step: str) -> dict[str, Any] | None:
+    """What a finished step recorded about itself (None if it has not finished)."""
+    row = conn.execute("SELECT detail FROM truelabel_meta.copy_steps WHERE run_id = %s AND step = %s",
+                       (run_id, step)).fetchone()
+    return None if row is None else dict(row[0])
+
+
+def followable_position(conn: psycopg.Connection) -> int | None:
+    """Where the changelog stood in the newest finished copy's snapshot: where following starts."""
+    row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchone()
     return None if row is None or row[0] is None else int(row[0])

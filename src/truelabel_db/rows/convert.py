@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from truelabel_db.quarantine import QuarantineRecord, encode_row
+from truelabel_db.catalog.quarantine import QuarantineRecord, encode_row
 from truelabel_db.schema.copytext import NULL
 from truelabel_db.schema.mapping import TableMap
 from truelabel_db.schema.transforms import Unconvertible
