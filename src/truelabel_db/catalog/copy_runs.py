@@ -156,3 +156,10 @@ def followable_position(conn: psycopg.Connection) -> int | None:
     row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
                        "ORDER BY run_id DESC LIMIT 1").fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def orphan_policy(conn: psycopg.Connection) -> str:
+    """The orphan policy of the newest finished copy (``quarantine`` when none says otherwise)."""
+    row = conn.execute("SELECT options->>'orphan_policy' FROM truelabel_meta.copy_runs WHERE status = 'done' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] else "quarantine"

@@ -28,7 +28,8 @@ from truelabel_db.follow.apply import apply_batch
 from truelabel_db.follow.batch import SchemaChanged, read_batch
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.rows.read import keys_present
+from truelabel_db.rows.apply import ApplyPolicy
+from truelabel_db.rows.legacy import LegacyRows
 
 
 class NothingToFollow(TargetError):
@@ -59,6 +60,9 @@ class FollowStats:
     trimmed: int = 0
     verifications: int = 0
     rows_resynced: int = 0
+    quarantined: int = 0      # changes that went to the quarantine instead of PostgreSQL
+    pulled_forward: int = 0   # rows applied ahead of their own changelog entry to settle a constraint
+    held: int = 0             # rows kept in PostgreSQL under --orphans keep that SQLite deleted
     lag_samples_ms: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -90,6 +94,7 @@ class Follower:
         self._sqlite = sqlite_connect(source)
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
+        self._apply_policy: ApplyPolicy | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -164,8 +169,11 @@ class Follower:
                 self._publish()  # caught up: say so once, not on every poll
             return 0
         started = time.perf_counter()
-        apply_batch(self._target(), self.source_key, batch,
-                    lambda table, keys: keys_present(self._sqlite, table, keys))
+        outcome = apply_batch(self._target(), self.source_key, batch, LegacyRows(self._sqlite),
+                              policy=self._policy())
+        self.stats.quarantined += outcome.quarantined
+        self.stats.pulled_forward += outcome.pulled_forward
+        self.stats.held += outcome.held
         elapsed = max(time.perf_counter() - started, 1e-6)
         self.stats.position = batch.last_seq
         self.stats.changes_applied += batch.changes
@@ -175,6 +183,12 @@ class Follower:
             self.trim()
         self._publish()
         return batch.changes
+
+    def _policy(self) -> ApplyPolicy:
+        """The orphan policy the copy ran with applies to orphans made after it, too."""
+        if self._apply_policy is None:
+            self._apply_policy = ApplyPolicy(orphans=copy_runs.orphan_policy(self._target()))
+        return self._apply_policy
 
     def _maybe_verify(self) -> None:
         """The plan's integrity-check: when caught up and due, verify and resync what differs."""

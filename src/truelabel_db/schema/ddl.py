@@ -106,7 +106,11 @@ def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
         sql.Identifier(fk.column), sql.Identifier(fk.parent),
         sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)),
         sql.SQL("NOT VALID" if orphan_policy == "keep" else ""))
-    return name, _add_constraint(table.target, name, clause)
+    return name, _add_constraint(table.target, name, clause, replace_unless=_FK_ACTION_CODES[fk.on_delete])
+
+
+# pg_constraint.confdeltype for each ON DELETE action
+_FK_ACTION_CODES = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n"}
 
 
 def constraint_statements(tables: Iterable[TableMap] = TABLES, *,
@@ -129,14 +133,26 @@ def idents(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _add_constraint(table: str, name: str, clause: sql.Composed) -> sql.Composed:
-    """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing."""
+def _add_constraint(table: str, name: str, clause: sql.Composed, *,
+                    replace_unless: str | None = None) -> sql.Composed:
+    """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing.
+
+    ``replace_unless``: a foreign key whose ON DELETE action (``confdeltype``) is not this one
+    was made by an older version of the schema; it is dropped and added again.
+    """
     alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         sql.Identifier(table), sql.Identifier(name), clause).as_string(None)
+    drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+        sql.Identifier(table), sql.Identifier(name)).as_string(None)
+    stale = sql.SQL("")
+    if replace_unless is not None:
+        stale = sql.SQL("IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} AND conrelid = {t}::regclass "
+                        "AND confdeltype <> {code}) THEN EXECUTE {drop}; END IF; ").format(
+            n=sql.Literal(name), t=sql.Literal(table), code=sql.Literal(replace_unless), drop=sql.Literal(drop))
     return sql.SQL(
-        "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {} "
-        "AND conrelid = {}::regclass) THEN EXECUTE {}; END IF; END $do$").format(
-        sql.Literal(name), sql.Literal(table), sql.Literal(alter))
+        "DO $do$ BEGIN {stale}IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} "
+        "AND conrelid = {t}::regclass) THEN EXECUTE {alter}; END IF; END $do$").format(
+        stale=stale, n=sql.Literal(name), t=sql.Literal(table), alter=sql.Literal(alter))
 
 
 def ensure_extensions(conn: psycopg.Connection, report: SchemaReport) -> None:

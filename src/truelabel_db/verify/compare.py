@@ -23,9 +23,8 @@ from psycopg import sql
 from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.rows.apply import apply_table
-from truelabel_db.rows.changes import TableChanges
-from truelabel_db.rows.read import fetch_current, keys_present
+from truelabel_db.rows.apply import resync
+from truelabel_db.rows.legacy import LegacyRows
 from truelabel_db.schema.mapping import TABLES, TableMap
 from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
@@ -104,17 +103,19 @@ def _target_rows(conn: psycopg.Connection, table: TableMap) -> Iterator[tuple[st
 def verify_table(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
                  *, repair: bool = False) -> TableVerdict:
     verdict = TableVerdict(table.legacy)
-    quarantined_keys = open_keys(pg, table.legacy)
+    quarantined_keys = {k.lower() for k in open_keys(pg, table.legacy)}
     left: dict[str, int] = {}
     for key, row in _legacy_rows(legacy, table):
         verdict.source_rows += 1
-        if row is None or key in quarantined_keys:
+        if row is None or key.lower() in quarantined_keys:
             verdict.quarantined += 1
             continue
         left[_bucket(key)] = (left.get(_bucket(key), 0) + _hash(row)) & MASK
     right: dict[str, int] = {}
     for key, row in _target_rows(pg, table):
         verdict.target_rows += 1
+        if key in quarantined_keys:  # held in PostgreSQL with a record saying why
+            continue
         right[_bucket(key)] = (right.get(_bucket(key), 0) + _hash(row)) & MASK
     buckets = set(left) | set(right)
     verdict.buckets = len(buckets)
@@ -131,8 +132,8 @@ def _narrow(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
             quarantined_keys: set[str], verdict: TableVerdict) -> None:
     """Read the mismatched buckets again, row by row, and name the rows that differ."""
     left = {k: _hash(r) for k, r in _legacy_rows(legacy, table)
-            if _bucket(k) in bad and r is not None and k not in quarantined_keys}
-    right = {k: _hash(r) for k, r in _target_rows(pg, table) if _bucket(k) in bad}
+            if _bucket(k) in bad and r is not None and k.lower() not in quarantined_keys}
+    right = {k: _hash(r) for k, r in _target_rows(pg, table) if _bucket(k) in bad and k not in quarantined_keys}
     verdict.missing_in_target = sorted(set(left) - set(right))
     verdict.extra_in_target = sorted(set(right) - set(left))
     verdict.different = sorted(k for k in set(left) & set(right) if left[k] != right[k])
@@ -141,13 +142,9 @@ def _narrow(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
 def _repair(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
             verdict: TableVerdict) -> int:
     """Make each differing row equal to SQLite's current row (or gone, if SQLite has none)."""
-    changes = TableChanges(upserts={k: () for k in verdict.missing_in_target + verdict.different})
-    changes.deletes.update(verdict.extra_in_target)
-    fetch_current(legacy, table, changes)
-    with pg.transaction(), pg.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL DEFERRED")
-        apply_table(cur, table, changes, lambda t, keys: keys_present(legacy, t, keys))
-    return len(verdict.missing_in_target) + len(verdict.extra_in_target) + len(verdict.different)
+    keys = verdict.missing_in_target + verdict.different + verdict.extra_in_target
+    resync(pg, LegacyRows(legacy), table, keys)
+    return len(keys)
 
 
 def verify(source: Path, target_url: str, *, repair: bool = False,
