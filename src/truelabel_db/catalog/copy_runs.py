@@ -163,3 +163,10 @@ def orphan_policy(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT options->>'orphan_policy' FROM truelabel_meta.copy_runs WHERE status = 'done' "
                        "ORDER BY run_id DESC LIMIT 1").fetchone()
     return str(row[0]) if row and row[0] else "quarantine"
+
+
+def mapping_decision(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The drift decision the newest copy (finished, else running) made: how the mapping was extended."""
+    row = conn.execute("SELECT options->'mapping' FROM truelabel_meta.copy_runs WHERE status IN ('done', 'running') "
+                       "ORDER BY (status = 'done') DESC, run_id DESC LIMIT 1").fetchone()
+    return None if row is None else row[0]

@@ -29,30 +29,32 @@ from truelabel_db.schema.ddl import (
     key_constraint,
     schema_files,
 )
-from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
+from truelabel_db.schema.mapping import ForeignKeyMap, Mapping, TableMap
 
 Reporter = Callable[[str], None]
 
 
-def drop_post_data(conn: psycopg.Connection) -> None:
+def drop_post_data(conn: psycopg.Connection, mapping: Mapping) -> None:
     """Remove keys, foreign keys, indexes and the view so that an empty schema loads fast."""
+    tables = [t.ident.as_string(None) for t in mapping.tables]
     with conn.transaction():
         conn.execute("DROP MATERIALIZED VIEW IF EXISTS brand_dashboard_stats")
         for kind in ("f", "u", "p"):
             rows = conn.execute(
-                "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-                "WHERE contype = %s AND conrelid = ANY(%s::regclass[]) AND conparentid = 0",
-                (kind, [t.target for t in TABLES])).fetchall()
-            for table, name in rows:
+                "SELECT n.nspname, c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE k.contype = %s AND k.conrelid = ANY(%s::regclass[]) AND k.conparentid = 0",
+                (kind, tables)).fetchall()
+            for schema, table, name in rows:
                 conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
-                    sql.Identifier(table), sql.Identifier(name)))
+                    sql.Identifier(schema, table), sql.Identifier(name)))
         rows = conn.execute(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
-            "ON c.oid = i.indexrelid WHERE i.indrelid = ANY(%s::regclass[]) "
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = ANY(%s::regclass[]) "
             "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)",
-            ([t.target for t in TABLES],)).fetchall()
-        for (index,) in rows:
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+            (tables,)).fetchall()
+        for schema, index in rows:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, index)))
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def build_index(conn: psycopg.Connection, statement: str) -> None:
 
 
 def analyze(conn: psycopg.Connection, table: TableMap) -> None:
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
+    conn.execute(sql.SQL("ANALYZE {}").format(table.ident))
 
 
 def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
@@ -101,19 +103,19 @@ def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
         "DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
         "(SELECT tableoid, ctid, row_number() OVER (PARTITION BY {cols} ORDER BY ctid) AS rn "
         "FROM {t}) s WHERE rn > 1) RETURNING {all}").format(
-        t=sql.Identifier(table.target), cols=idents(columns),
-        all=idents(c.target for c in table.columns))
+        t=table.ident, cols=idents(columns),
+        all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.UniqueViolation,
                                          _Offenders(snapshot, run_id, table, dupes, "duplicate",
                                                     f"duplicate {', '.join(columns)}"))
 
 
 def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
-                     orphan_policy: str, report: Reporter) -> dict[str, int]:
+                     orphan_policy: str, report: Reporter, mapping: Mapping) -> dict[str, int]:
     """Foreign keys, parents first. Orphans are quarantined (cascading to their children), or
     kept under a NOT VALID constraint when the policy says so."""
     moved: dict[str, int] = {}
-    for table in TABLES:
+    for table in mapping.tables:
         for fk in table.foreign_keys:
             moved[table.legacy] = moved.get(table.legacy, 0) + _add_fk(
                 conn, snapshot, run_id, table, fk, orphan_policy)
@@ -125,12 +127,12 @@ def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
 def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
             table: TableMap, fk: ForeignKeyMap, orphan_policy: str) -> int:
     orphans = sql.SQL("{t}.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.{pc} = {t}.{c})").format(
-        t=sql.Identifier(table.target), c=sql.Identifier(fk.column),
-        p=sql.Identifier(fk.parent), pc=sql.Identifier(fk.parent_column))
+        t=table.ident, c=sql.Identifier(fk.column),
+        p=sql.Identifier(table.target_schema, fk.parent), pc=sql.Identifier(fk.parent_column))
     _, statement = foreign_key_constraint(table, fk, "quarantine")
     if orphan_policy == "keep":
         kept = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            sql.Identifier(table.target), orphans)).fetchone()[0])
+            table.ident, orphans)).fetchone()[0])
         if kept and table.partitioned_by:
             # PostgreSQL cannot put a NOT VALID foreign key on a partitioned table: keeping
             # the orphans means leaving this one foreign key out, which the summary says.
@@ -140,7 +142,7 @@ def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
         conn.execute(statement)
         return kept
     delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
-        t=sql.Identifier(table.target), w=orphans, all=idents(c.target for c in table.columns))
+        t=table.ident, w=orphans, all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.ForeignKeyViolation,
                                          _Offenders(snapshot, run_id, table, delete, "orphan",
                                                     f"{fk.column} has no row in {fk.parent}"))
@@ -211,8 +213,8 @@ def record_versions(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
         schema_versions.record_applied(conn, f.version, f.checksum)
 
 
-def target_counts(conn: psycopg.Connection) -> dict[str, int]:
+def target_counts(conn: psycopg.Connection, mapping: Mapping) -> dict[str, int]:
     """Rows now in each target table, keyed by legacy name: the truth the summary reports."""
     return {t.legacy: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-        sql.Identifier(t.target))).fetchone()[0]) for t in TABLES}
+        t.ident)).fetchone()[0]) for t in mapping.tables}
 

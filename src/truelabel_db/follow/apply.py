@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db import guard
 from truelabel_db.catalog import follow_state
 from truelabel_db.catalog.quarantine import QuarantineRecord, encode_row, insert_records
 from truelabel_db.follow.batch import Batch
@@ -28,6 +29,7 @@ def apply_batch(conn: psycopg.Connection, source_path: str, batch: Batch, legacy
                 mapping: Mapping = DECLARED, policy: ApplyPolicy = ApplyPolicy()) -> ApplyOutcome:
     """Apply every change of ``batch`` and move the position to its end, in one transaction."""
     with conn.transaction(), conn.cursor() as cur:
+        guard.writing_to_postgres(cur, source_path, "follow", lock=True)  # a switch waits for this batch
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
         try:
             with conn.transaction():

@@ -30,6 +30,8 @@ from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
 from truelabel_db.rows.apply import ApplyPolicy
 from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.mapping import Mapping
 
 
 class NothingToFollow(TargetError):
@@ -95,6 +97,7 @@ class Follower:
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
         self._apply_policy: ApplyPolicy | None = None
+        self._recorded_mapping: Mapping | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,7 +161,7 @@ class Follower:
     def step(self) -> int:
         """One batch: read, apply with its position, measure; 0 when there was nothing to do."""
         try:
-            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size)
+            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size, self._mapping())
         except sqlite3.Error as exc:
             from truelabel_db.legacy.source import translate_sqlite_error
 
@@ -170,7 +173,7 @@ class Follower:
             return 0
         started = time.perf_counter()
         outcome = apply_batch(self._target(), self.source_key, batch, LegacyRows(self._sqlite),
-                              policy=self._policy())
+                              mapping=self._mapping(), policy=self._policy())
         self.stats.quarantined += outcome.quarantined
         self.stats.pulled_forward += outcome.pulled_forward
         self.stats.held += outcome.held
@@ -183,6 +186,12 @@ class Follower:
             self.trim()
         self._publish()
         return batch.changes
+
+    def _mapping(self) -> Mapping:
+        """The mapping the copy ran with (extended for drift), read once."""
+        if self._recorded_mapping is None:
+            self._recorded_mapping = recorded_mapping(self._target())
+        return self._recorded_mapping
 
     def _policy(self) -> ApplyPolicy:
         """The orphan policy the copy ran with applies to orphans made after it, too."""
@@ -201,7 +210,8 @@ class Follower:
 
     def _target(self) -> psycopg.Connection:
         if self._pg is None or self._pg.closed:
-            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow")
+            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow",
+                               migration_writer=True)
         return self._pg
 
     def _back_off(self, current: float, exc: Exception) -> float:

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from truelabel_db import guard
 from truelabel_db.catalog.quarantine import QuarantineRecord, insert_records, resolve_keys
 from truelabel_db.rows.changes import TableChanges
 from truelabel_db.rows.convert import convert_rows, quarantine_record
@@ -432,13 +434,17 @@ def apply_changes(cur: psycopg.Cursor[Any], legacy: LegacyRows, changes: dict[st
 
 
 def resync(pg: psycopg.Connection, legacy: LegacyRows, table: TableMap, keys: Iterable[str], *,
-           mapping: Mapping = DECLARED, policy: ApplyPolicy = ApplyPolicy(stage="verify")) -> ApplyOutcome:
+           mapping: Mapping = DECLARED, policy: ApplyPolicy = ApplyPolicy(stage="verify"),
+           source: Path | str | None = None) -> ApplyOutcome:
     """Make the rows of these keys equal to SQLite's current state, in a transaction of their own
-    (verify's repair, the cutover's check of recent changes)."""
+    (verify's repair, the cutover's check of recent changes). Refused once PostgreSQL is the
+    primary of ``source``: those rows would be the app's."""
     wanted = [str(k) for k in keys]
     found = legacy.by_keys(table, wanted)
     changes = TableChanges(upserts={k: found[k] for k in wanted if k in found},
                            deletes={k for k in wanted if k not in found})
     with pg.transaction(), pg.cursor() as cur:
+        if source is not None:
+            guard.writing_to_postgres(cur, source, "repair", lock=True)
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
         return apply_changes(cur, legacy, {table.legacy: changes}, mapping=mapping, policy=policy)

@@ -36,7 +36,7 @@ class LegacyRows:
             spellings.setdefault(key.upper(), key)
         found: dict[str, tuple[Any, ...]] = {}
         self.conn.text_factory = decode_text
-        columns = ", ".join(quote_ident(c) for c in table.legacy_columns)
+        columns = table.legacy_select()
         key_col = quote_ident(table.legacy_key)
         asked = list(spellings)
         for start in range(0, len(asked), LOOKUP_BATCH):

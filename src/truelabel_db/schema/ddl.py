@@ -88,8 +88,7 @@ def key_constraint(table: TableMap, columns: Sequence[str]) -> tuple[str, sql.Co
     primary = tuple(columns) == tuple(table.primary_key)
     name = f"{table.target}_pkey" if primary else f"{table.target}_{'_'.join(columns)}_key"
     kind = sql.SQL("PRIMARY KEY" if primary else "UNIQUE")
-    return name, _add_constraint(table.target, name,
-                                 sql.SQL("{} ({})").format(kind, idents(columns)))
+    return name, _add_constraint(table, name, sql.SQL("{} ({})").format(kind, idents(columns)))
 
 
 def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
@@ -103,10 +102,10 @@ def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
     """
     name = f"{table.target}_{fk.column}_fkey"
     clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} DEFERRABLE {}").format(
-        sql.Identifier(fk.column), sql.Identifier(fk.parent),
+        sql.Identifier(fk.column), sql.Identifier(table.target_schema, fk.parent),
         sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)),
         sql.SQL("NOT VALID" if orphan_policy == "keep" else ""))
-    return name, _add_constraint(table.target, name, clause, replace_unless=_FK_ACTION_CODES[fk.on_delete])
+    return name, _add_constraint(table, name, clause, replace_unless=_FK_ACTION_CODES[fk.on_delete])
 
 
 # pg_constraint.confdeltype for each ON DELETE action
@@ -133,7 +132,7 @@ def idents(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _add_constraint(table: str, name: str, clause: sql.Composed, *,
+def _add_constraint(table: TableMap, name: str, clause: sql.Composed, *,
                     replace_unless: str | None = None) -> sql.Composed:
     """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing.
 
@@ -141,18 +140,19 @@ def _add_constraint(table: str, name: str, clause: sql.Composed, *,
     was made by an older version of the schema; it is dropped and added again.
     """
     alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-        sql.Identifier(table), sql.Identifier(name), clause).as_string(None)
+        table.ident, sql.Identifier(name), clause).as_string(None)
     drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-        sql.Identifier(table), sql.Identifier(name)).as_string(None)
+        table.ident, sql.Identifier(name)).as_string(None)
+    regclass = table.ident.as_string(None)
     stale = sql.SQL("")
     if replace_unless is not None:
         stale = sql.SQL("IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} AND conrelid = {t}::regclass "
                         "AND confdeltype <> {code}) THEN EXECUTE {drop}; END IF; ").format(
-            n=sql.Literal(name), t=sql.Literal(table), code=sql.Literal(replace_unless), drop=sql.Literal(drop))
+            n=sql.Literal(name), t=sql.Literal(regclass), code=sql.Literal(replace_unless), drop=sql.Literal(drop))
     return sql.SQL(
         "DO $do$ BEGIN {stale}IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} "
         "AND conrelid = {t}::regclass) THEN EXECUTE {alter}; END IF; END $do$").format(
-        stale=stale, n=sql.Literal(name), t=sql.Literal(table), alter=sql.Literal(alter))
+        stale=stale, n=sql.Literal(name), t=sql.Literal(regclass), alter=sql.Literal(alter))
 
 
 def ensure_extensions(conn: psycopg.Connection, report: SchemaReport) -> None:

@@ -17,6 +17,7 @@ from truelabel_db.schema.transforms import (
     CommaList,
     Converted,
     Enum,
+    Extra,
     Inet,
     Integer,
     Json,
@@ -27,6 +28,9 @@ from truelabel_db.schema.transforms import (
     Unconvertible,
     Uuid,
 )
+from truelabel_db.sqlite_sql import quote_ident
+
+EXTRA_COLUMN = "legacy_extra"
 
 USER_ROLE = Enum("user_role", ("ADMIN", "BRAND", "LABORATORY", "VALIDATOR", "CONSUMER"),
                  aliases=(("LAB", "LABORATORY"),))
@@ -45,6 +49,7 @@ class ColumnMap:
     target: str
     transform: Transform
     not_null: bool = False
+    absent: bool = False  # an older legacy file lacks this nullable column: it reads as NULL
 
     def convert(self, raw: Any) -> Converted:
         if raw is None:
@@ -80,6 +85,7 @@ class TableMap:
     partitioned_by: str | None = None
     primary_key: tuple[str, ...] = ("id",)
     target_schema: str = "public"
+    extra: tuple[str, ...] = ()  # legacy columns the mapping does not know, carried in legacy_extra
 
     @property
     def legacy_key(self) -> str:
@@ -101,11 +107,22 @@ class TableMap:
 
     @property
     def legacy_columns(self) -> list[str]:
-        return [c.legacy for c in self.columns]
+        """The legacy columns a row is read as: the mapped ones, then the carried extras."""
+        return [c.legacy for c in self.columns] + list(self.extra)
 
     @property
     def target_columns(self) -> list[str]:
-        return [c.target for c in self.columns]
+        """The target columns a row is written as (``legacy_extra`` last, when there are extras)."""
+        return [c.target for c in self.columns] + ([EXTRA_COLUMN] if self.extra else [])
+
+    @property
+    def extra_transform(self) -> Extra:
+        return Extra(self.extra)
+
+    def legacy_select(self) -> str:
+        """The SQLite select list of :attr:`legacy_columns` (NULL for a column the file lacks)."""
+        mapped = ["NULL" if c.absent else quote_ident(c.legacy) for c in self.columns]
+        return ", ".join(mapped + [quote_ident(c) for c in self.extra])
 
     def legacy_key_of(self, raw: tuple[Any, ...]) -> str | None:
         """A legacy row's key as SQLite stores it."""
@@ -119,10 +136,13 @@ class TableMap:
     def column_for_target(self, target: str) -> ColumnMap:
         return next(c for c in self.columns if c.target == target)
 
+    def column_for_legacy(self, legacy: str) -> ColumnMap:
+        return next(c for c in self.columns if c.legacy == legacy)
+
     @property
     def fast_path(self) -> bool:
         """True when SQLite itself can check and format every column of this table."""
-        return all(c.transform.sqlite_csv("x") is not None for c in self.columns)
+        return not self.extra and all(c.transform.sqlite_csv("x") is not None for c in self.columns)
 
 
 def _c(legacy: str, target: str, transform: Transform, not_null: bool = True) -> ColumnMap:

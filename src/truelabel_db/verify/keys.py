@@ -22,12 +22,14 @@ from truelabel_db.rows.apply import resync, typed_keys
 from truelabel_db.rows.changes import TableChanges
 from truelabel_db.rows.legacy import LegacyRows
 from truelabel_db.rows.read import fetch_current
-from truelabel_db.schema.mapping import BY_LEGACY, TableMap
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.ddl import idents
+from truelabel_db.schema.mapping import Mapping, TableMap
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 
-def changed_keys(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    return {table: keys for table, keys in changelog.keys_after(conn).items() if table in BY_LEGACY}
+def changed_keys(conn: sqlite3.Connection, mapping: Mapping, after: int = 0) -> dict[str, set[str]]:
+    return {table: keys for table, keys in changelog.keys_after(conn, after).items() if table in mapping.by_legacy}
 
 
 def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap, keys: set[str]) -> set[str]:
@@ -36,7 +38,7 @@ def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableM
     left = {k: canonical_legacy(table, row) for k, row in changes.upserts.items()}
     index = [c.target for c in table.columns].index(table.primary_key[0])
     query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns), sql.Identifier(table.target),
+        idents(table.target_columns), table.ident,
         sql.Identifier(table.primary_key[0]))
     right: dict[str, Any] = {}
     for row in pg.execute(query, (sorted(typed_keys(table, keys)),)):  # typed keys: the index is used
@@ -59,16 +61,17 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
     legacy = sqlite_connect(source)
     checked = resynced = 0
     try:
-        with connect(target_url, autocommit=True) as pg:
-            for name, keys in changed_keys(legacy).items():
-                table = BY_LEGACY[name]
+        with connect(target_url, autocommit=True, migration_writer=True) as pg:
+            mapping = recorded_mapping(pg)
+            for name, keys in changed_keys(legacy, mapping).items():
+                table = mapping.by_legacy[name]
                 accounted = {k.lower() for k in open_keys(pg, name)}  # quarantined: not in PostgreSQL on purpose
                 keys = {k for k in keys if k.lower() not in accounted}
                 checked += len(keys)
                 bad = _differing(legacy, pg, table, keys)
                 if not bad:
                     continue
-                resync(pg, LegacyRows(legacy), table, bad)
+                resync(pg, LegacyRows(legacy), table, bad, mapping=mapping, source=source)
                 resynced += len(bad)
                 still = _differing(legacy, pg, table, bad)
                 if still:
