@@ -188,6 +188,12 @@ def test_rollback_fences_postgres_and_a_crash_midway_resumes_without_loss(
         pg.execute("INSERT INTO qr_code_access (id, qr_code, accessed_at) VALUES (gen_random_uuid(), 'X', now())")
 
 
+def test_the_fence_is_not_lifted_by_hand_while_postgres_is_the_primary(cut_over: Path, pg_url: str) -> None:
+    shown = run_cli("fence", "remove", "--source", str(cut_over), "--target", pg_url)
+    assert shown.code == ExitCode.NOT_PRIMARY and "split" in shown.stderr
+    assert fence_installed(cut_over)
+
+
 def test_capture_remove_leaves_the_fence_in_place(cut_over: Path) -> None:
     assert fence_installed(cut_over)
     remove_capture(cut_over)

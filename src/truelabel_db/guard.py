@@ -57,3 +57,12 @@ def no_postgres_primary(conn: psycopg.Connection, action: str) -> None:
     if switched:
         raise NotPrimaryError(f"{action} refused: PostgreSQL is the primary (cutover of {', '.join(switched)}); "
                               "it would write legacy rows over the app's")
+
+
+def opening_sqlite(conn: psycopg.Connection, source: Path | str, action: str) -> None:
+    """Refuse ``action``, which lets the app write to SQLite again, while PostgreSQL is the primary
+    (two databases taking writes is split brain)."""
+    state = primary.current(conn, source_key(source))
+    if state.primary == primary.POSTGRESQL:
+        raise NotPrimaryError(f"{action} refused: PostgreSQL is the primary of {source_key(source)}; SQLite taking "
+                              "writes too would split the data in two. Run `truelabel-db rollback` to go back")

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -32,6 +33,7 @@ from truelabel_db.schema.ddl import (
 from truelabel_db.schema.mapping import ForeignKeyMap, Mapping, TableMap
 
 Reporter = Callable[[str], None]
+OFFENDERS_BATCH = 5_000  # rows moved to the quarantine per statement
 
 
 def drop_post_data(conn: psycopg.Connection, mapping: Mapping) -> None:
@@ -102,8 +104,8 @@ def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
     dupes = sql.SQL(
         "DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
         "(SELECT tableoid, ctid, row_number() OVER (PARTITION BY {cols} ORDER BY ctid) AS rn "
-        "FROM {t}) s WHERE rn > 1) RETURNING {all}").format(
-        t=table.ident, cols=idents(columns),
+        "FROM {t}) s WHERE rn > 1 LIMIT {n}) RETURNING {all}").format(
+        t=table.ident, cols=idents(columns), n=sql.Literal(OFFENDERS_BATCH),
         all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.UniqueViolation,
                                          _Offenders(snapshot, run_id, table, dupes, "duplicate",
@@ -141,8 +143,9 @@ def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
             statement = foreign_key_constraint(table, fk, "keep")[1]
         conn.execute(statement)
         return kept
-    delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
-        t=table.ident, w=orphans, all=idents(table.target_columns))
+    delete = sql.SQL("DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM {t} WHERE {w} "
+                     "LIMIT {n}) RETURNING {all}").format(
+        t=table.ident, w=orphans, n=sql.Literal(OFFENDERS_BATCH), all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.ForeignKeyViolation,
                                          _Offenders(snapshot, run_id, table, delete, "orphan",
                                                     f"{fk.column} has no row in {fk.parent}"))
@@ -155,7 +158,7 @@ class _Offenders:
     snapshot: Path
     run_id: int
     table: TableMap
-    delete: sql.Composed  # DELETE ... RETURNING every mapped column
+    delete: sql.Composed  # DELETE ... RETURNING every mapped column, at most OFFENDERS_BATCH rows a time
     stage: str
     reason: str
 
@@ -178,9 +181,18 @@ def _add_constraint_or_quarantine(conn: psycopg.Connection, statement: sql.Compo
 
 
 def _quarantine_deleted(conn: psycopg.Connection, offenders: _Offenders) -> int:
-    """Run the DELETE ... RETURNING and quarantine its rows with their original legacy values."""
+    """Run the DELETE ... RETURNING a batch at a time (memory stays bounded however many rows
+    offend) and quarantine its rows with their original legacy values."""
+    moved = 0
+    while True:
+        rows = conn.execute(offenders.delete).fetchall()
+        moved += _quarantine_rows(conn, offenders, rows)
+        if len(rows) < OFFENDERS_BATCH:
+            return moved
+
+
+def _quarantine_rows(conn: psycopg.Connection, offenders: _Offenders, rows: list[tuple[Any, ...]]) -> int:
     table, snapshot, reason = offenders.table, offenders.snapshot, offenders.reason
-    rows = conn.execute(offenders.delete).fetchall()
     key_index = [c.target for c in table.columns].index(table.primary_key[0])
     keys = [str(r[key_index]) for r in rows]
     with reading(snapshot) as legacy:

@@ -54,6 +54,16 @@ def remove_fence(path: Path) -> None:
             changelog.record_schema_version(conn)
 
 
+def remove_fence_unless_switched(path: Path, target_url: str) -> None:
+    """``fence remove``: only while SQLite is still the recorded primary (an interrupted cutover)."""
+    from truelabel_db import guard
+    from truelabel_db.postgres import connect
+
+    with connect(target_url, autocommit=True) as conn:
+        guard.opening_sqlite(conn, path, "fence remove")
+    remove_fence(path)
+
+
 def has_capture(conn: sqlite3.Connection) -> bool:
     return changelog.has_state(conn)
 
