@@ -229,6 +229,22 @@ def test_a_locked_database_is_retried_not_a_crash(legacy: Callable[[str], Path])
     assert summary.lock_retries >= 3
 
 
+def test_a_run_stopped_while_locked_out_reports_the_operation_as_stopped(
+        legacy: Callable[[str], Path]) -> None:
+    path = legacy()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with start_workload(path, WorkloadOptions(seed=6, operations=40, busy_timeout_ms=20, **FAST)) as run:
+            _wait_for(lambda: run.progress()["lock_retries"] >= 1, "a writer retrying the lock")
+            run.stop()
+            summary = run.join()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert summary.ok and summary.outcomes == {"stopped": 1} and summary.operations == 1
+
+
 def test_a_background_run_stops_when_asked(legacy: Callable[[str], Path]) -> None:
     path = legacy()
     run: WorkloadHandle = start_workload(path, WorkloadOptions(seed=8, processes=2, rate=200, **FAST))

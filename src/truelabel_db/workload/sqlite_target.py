@@ -33,7 +33,9 @@ class SqliteTarget:
 
     def connection(self, fk_on: bool) -> sqlite3.Connection:
         if fk_on not in self._connections:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+            # mode=rw: a file that went away is an error, not a new empty database
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
+                                   timeout=self.busy_timeout_ms / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute(f"PRAGMA foreign_keys = {'ON' if fk_on else 'OFF'}")
             if self.synchronous is not None:

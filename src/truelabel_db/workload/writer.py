@@ -24,6 +24,7 @@ from truelabel_db.workload.model import Pool
 from truelabel_db.workload.oplog import OpLog, log_path
 from truelabel_db.workload.options import WorkloadOptions
 from truelabel_db.workload.planner import Planner
+from truelabel_db.workload.postgres_target import PostgresTarget
 from truelabel_db.workload.sqlite_target import SqliteTarget
 from truelabel_db.workload.statements import Insert, Operation, Update
 from truelabel_db.workload.summary import OperationResult, WorkloadSummary
@@ -163,8 +164,6 @@ class Writer:
             return SqliteTarget(self.job.path, self.options.busy_timeout_ms, self.options.synchronous)
         if not self.options.postgres_url:
             raise ConfigError("the primary is PostgreSQL but the workload was given no PostgreSQL URL")
-        from truelabel_db.workload.postgres_target import PostgresTarget
-
         return PostgresTarget(self.options.postgres_url)
 
     def _count(self, result: OperationResult) -> None:
