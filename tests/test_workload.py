@@ -26,10 +26,12 @@ from truelabel_db.client import AppGate
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.cutover.fence import install_fence
 from truelabel_db.cutover.gate import Gate, connect_redis
+from truelabel_db.embedded import free_port
 from truelabel_db.errors import ConfigError, ExitCode, SourceError
 from truelabel_db.legacy.generator import generate
 from truelabel_db.workload import (
     KINDS,
+    WorkloadFailed,
     WorkloadHandle,
     WorkloadOptions,
     read_log,
@@ -272,6 +274,17 @@ def test_writers_hold_while_the_gate_is_up(legacy: Callable[[str], Path], redis_
         gate.lower()
         summary = run.join()
     assert summary.ok and summary.operations == 60 and summary.gate_waits >= 2
+
+
+def test_an_unreachable_gate_fails_the_write_not_the_writer(legacy: Callable[[str], Path]) -> None:
+    """The app's answer when Redis is down is to fail the write, not to risk it; the writer goes on."""
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    summary = run_workload(legacy(), WorkloadOptions(seed=1, operations=5, **FAST),
+                           gate=partial(AppGate, redis_url=nowhere))
+    assert not summary.failures and summary.outcomes == {"error": 5}
+    assert all("gate" in error for error in summary.errors)
+    with pytest.raises(WorkloadFailed, match="5 operation"):
+        summary.raise_for_failure()
 
 
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -108,10 +108,10 @@ class Writer:
         result = OperationResult()
         step = 0
         while step < len(operation.units):
-            target = self.route(result)
-            if target is None:
-                return _ended(result, "stopped", step, None, "stopped while the gate was up")
             try:
+                target = self.route(result)
+                if target is None:
+                    return _ended(result, "stopped", step, None, "stopped while the gate was up")
                 result.rows += target.run_unit(operation.units[step], operation.fk_on)
             except Locked as exc:
                 result.lock_retries += 1
