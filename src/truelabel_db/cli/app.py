@@ -28,6 +28,7 @@ from truelabel_db.cli import (
     schema_cmd,
     serve_cmd,
     verify_cmd,
+    workload_cmd,
 )
 from truelabel_db.cli.output import err
 from truelabel_db.errors import ExitCode, TrueLabelError
@@ -52,6 +53,7 @@ cache_cmd.register(app)
 monitor_cmd.register(app)
 maintain_cmd.register(app)
 replica_cmd.register(app)
+workload_cmd.register(app)
 
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
