@@ -362,7 +362,6 @@ def _on_both(legacy: Callable[[str], Path], pg_url: str, tmp_path: Path,
     return _outcome(SqliteTarget(path, 1000), units), _outcome(PostgresTarget(pg_url), units)
 
 
-@pytest.mark.xfail(strict=True, reason="the target schema has no ON UPDATE CASCADE (Prisma's default)")
 def test_a_laboratory_id_change_cascades_to_its_reports_in_postgresql_too(
         legacy: Callable[[str], Path], pg_url: str, tmp_path: Path) -> None:
     def plan(conn: sqlite3.Connection) -> list[Unit]:
@@ -374,7 +373,6 @@ def test_a_laboratory_id_change_cascades_to_its_reports_in_postgresql_too(
     assert on_postgres == on_sqlite
 
 
-@pytest.mark.xfail(strict=True, reason="the mapping declares products.user_id ON DELETE CASCADE; Prisma's is RESTRICT")
 def test_deleting_a_user_who_owns_products_is_refused_in_postgresql_too(
         legacy: Callable[[str], Path], pg_url: str, tmp_path: Path) -> None:
     def plan(conn: sqlite3.Connection) -> list[Unit]:

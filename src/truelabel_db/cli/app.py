@@ -27,6 +27,7 @@ from truelabel_db.cli import (
     replica_cmd,
     schema_cmd,
     serve_cmd,
+    soak_cmd,
     verify_cmd,
     workload_cmd,
 )
@@ -45,6 +46,7 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+soak_cmd.register(bench_cmd.bench_app)
 backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)

@@ -76,7 +76,10 @@ class Applier:
         self.cur, self.legacy, self.mapping, self.policy = cur, legacy, mapping, policy
         self.outcome = ApplyOutcome()
         self._gone: set[tuple[str, str]] = set()       # (table, key) removed from PostgreSQL here
+        self._leaving: set[tuple[str, str]] = set()    # (table, key) whose removal is under way
+        self._staged: set[tuple[str, str]] = set()     # (table, key) staged, written before the commit
         self._recorded: set[tuple[str, str]] = set()   # (table, key) with a quarantine record here
+        self._later: dict[str, tuple[TableMap, set[str]]] = {}  # removals due once the upserts are in
         self._depth = 0
 
     def apply(self, changes: dict[str, TableChanges]) -> ApplyOutcome:
@@ -91,6 +94,9 @@ class Applier:
             deletes = changes.get(table.legacy, TableChanges()).deletes
             if deletes:
                 self.remove(table, typed_keys(table, deletes), "deleted in SQLite")
+        while self._later:
+            table, keys = self._later.pop(next(iter(self._later)))
+            self.remove(table, keys, "deleted in SQLite (replaced)")
         insert_records(self.cur, self.outcome.records, None)
         return self.outcome
 
@@ -109,6 +115,8 @@ class Applier:
                 staged[key], lines[key] = converted.raw, converted.line or b""
             if not lines:
                 return
+            staged_here = {(table.qualified, k) for k in lines} - self._staged
+            self._staged |= staged_here
             stage = Stage(self.cur, table, self._depth)
             for raw, reason in self._load_stage(stage, lines, staged):
                 self._quarantine(table, raw, [{"column": "*", "reason": f"refused by PostgreSQL: {reason}"}],
@@ -118,6 +126,7 @@ class Applier:
             for fk in table.foreign_keys:
                 self._settle_parents(stage, staged, fk)
             self.outcome.changed += stage.upsert()
+            self._staged -= staged_here
 
     def _load_stage(self, stage: Stage, lines: dict[str, bytes],
                     staged: dict[str, tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], str]]:
@@ -164,18 +173,23 @@ class Applier:
         swapping = [held for held in clashes if held in in_stage]
         outside = [held for held in clashes if held not in in_stage]
         current = self.legacy.by_keys(table, outside)
+        gone = [held for held in outside if held not in current]
+        if gone:  # free the value now; the row leaves with the removals, once every upsert is in
+            stage.release(columns, gone)
+            self._later.setdefault(table.qualified, (table, set()))[1].update(gone)
+            self.outcome.pulled_forward += len(gone)
         for held in outside:
             raw = current.get(held)
-            self.outcome.pulled_forward += 1
             if raw is None:
-                self.remove(table, {held}, "deleted in SQLite (replaced)")
+                continue
+            self.outcome.pulled_forward += 1
+            staged[held] = raw
+            converted = convert_rows(table, [raw]).rows[0]
+            if converted.record is not None:
+                self._quarantine(table, raw, converted.record.reasons, remove_old=True)
             else:
-                staged[held] = raw
-                converted = convert_rows(table, [raw]).rows[0]
-                if converted.record is not None:
-                    self._quarantine(table, raw, converted.record.reasons, remove_old=True)
-                else:
-                    stage.copy(converted.line or b"")
+                stage.copy(converted.line or b"")
+                self._staged.add((table.qualified, held))
         if swapping:
             stage.release(columns, swapping)
         return True
@@ -183,14 +197,14 @@ class Applier:
     def _settle_parents(self, stage: Stage, staged: dict[str, tuple[Any, ...]], fk: ForeignKeyMap) -> None:
         """Staged rows whose parent PostgreSQL lacks: pull the parent forward, or quarantine the orphan."""
         parent = self.mapping.parent_of(fk, stage.table)
-        missing = stage.missing_parents(fk, parent)
+        missing = self._unstaged(parent, stage.missing_parents(fk, parent))
         if not missing:
             return
         found = self.legacy.by_keys(parent, set(missing.values()))
         if found:
             self.outcome.pulled_forward += len(found)
             self.upsert(parent, {str(parent.legacy_key_of(raw)): raw for raw in found.values()})
-            missing = stage.missing_parents(fk, parent)
+            missing = self._unstaged(parent, stage.missing_parents(fk, parent))
         column = stage.table.column_for_target(fk.column).legacy
         for key, parent_key in missing.items():
             reason = (f"orphan: {column} {parent_key} has no row in {parent.legacy}"
@@ -200,13 +214,20 @@ class Applier:
                              remove_old=self.policy.orphans != "keep")
         stage.drop(list(missing))
 
+    def _unstaged(self, parent: TableMap, missing: dict[str, str]) -> dict[str, str]:
+        """Leave out parents an enclosing upsert has staged: they are written before the commit,
+        which is when the (deferred) foreign key is checked."""
+        return {k: p for k, p in missing.items() if (parent.qualified, p) not in self._staged}
+
     # -- removals --------------------------------------------------------------------------
 
     def remove(self, table: TableMap, keys: set[str], cause: str, *, hold_record: bool = True) -> None:
         """Take rows out of PostgreSQL, settling first every child that still refers to them."""
-        keys = {k for k in keys if (table.qualified, k) not in self._gone}
+        keys = {k for k in keys if (table.qualified, k) not in self._gone | self._leaving}
         if not keys:
             return
+        self._leaving |= {(table.qualified, k) for k in keys}
+
         with self._deeper():
             held: set[str] = set()
             for _ in range(MAX_DEPTH):  # a child moved to a sibling that is leaving too: look again
@@ -227,6 +248,7 @@ class Applier:
                     table.ident, sql.Identifier(table.key_column), key_array(table)), (sorted(keys),))
                 self.outcome.changed += self.cur.rowcount
                 self._gone |= {(table.qualified, k) for k in keys}
+            self._leaving -= {(table.qualified, k) for k in keys | held}
 
     def _settle_children(self, table: TableMap, keys: set[str], child: TableMap, fk: ForeignKeyMap,
                          cause: str) -> set[str] | None:

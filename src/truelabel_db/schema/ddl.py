@@ -101,11 +101,12 @@ def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
     batch of changes in changelog order-agnostic form and have them checked at commit.
     """
     name = f"{table.target}_{fk.column}_fkey"
-    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} DEFERRABLE {}").format(
+    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {} DEFERRABLE {}").format(
         sql.Identifier(fk.column), sql.Identifier(table.target_schema, fk.parent),
-        sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)),
+        sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)), sql.SQL(_on_delete(fk.on_update)),
         sql.SQL("NOT VALID" if orphan_policy == "keep" else ""))
-    return name, _add_constraint(table, name, clause, replace_unless=_FK_ACTION_CODES[fk.on_delete])
+    return name, _add_constraint(table, name, clause,
+                                 replace_unless=(_FK_ACTION_CODES[fk.on_delete], _FK_ACTION_CODES[fk.on_update]))
 
 
 # pg_constraint.confdeltype for each ON DELETE action
@@ -133,11 +134,12 @@ def idents(names: Iterable[str]) -> sql.Composed:
 
 
 def _add_constraint(table: TableMap, name: str, clause: sql.Composed, *,
-                    replace_unless: str | None = None) -> sql.Composed:
+                    replace_unless: tuple[str, str] | None = None) -> sql.Composed:
     """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing.
 
-    ``replace_unless``: a foreign key whose ON DELETE action (``confdeltype``) is not this one
-    was made by an older version of the schema; it is dropped and added again.
+    ``replace_unless``: a foreign key whose ON DELETE and ON UPDATE actions (``confdeltype``,
+    ``confupdtype``) are not these was made by an older version of the schema; it is dropped
+    and added again.
     """
     alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         table.ident, sql.Identifier(name), clause).as_string(None)
@@ -147,8 +149,9 @@ def _add_constraint(table: TableMap, name: str, clause: sql.Composed, *,
     stale = sql.SQL("")
     if replace_unless is not None:
         stale = sql.SQL("IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} AND conrelid = {t}::regclass "
-                        "AND confdeltype <> {code}) THEN EXECUTE {drop}; END IF; ").format(
-            n=sql.Literal(name), t=sql.Literal(regclass), code=sql.Literal(replace_unless), drop=sql.Literal(drop))
+                        "AND (confdeltype <> {d} OR confupdtype <> {u})) THEN EXECUTE {drop}; END IF; ").format(
+            n=sql.Literal(name), t=sql.Literal(regclass), d=sql.Literal(replace_unless[0]),
+            u=sql.Literal(replace_unless[1]), drop=sql.Literal(drop))
     return sql.SQL(
         "DO $do$ BEGIN {stale}IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} "
         "AND conrelid = {t}::regclass) THEN EXECUTE {alter}; END IF; END $do$").format(

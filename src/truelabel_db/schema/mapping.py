@@ -73,6 +73,7 @@ class ForeignKeyMap:
     parent: str
     parent_column: str = "id"
     on_delete: str = "NO ACTION"
+    on_update: str = "CASCADE"  # Prisma's default: a parent's new id travels to its children
 
 
 @dataclass(frozen=True)
