@@ -28,6 +28,7 @@ from truelabel_db.cli import (
     schema_cmd,
     serve_cmd,
     soak_cmd,
+    status_cmd,
     verify_cmd,
     workload_cmd,
 )
@@ -47,6 +48,7 @@ schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
 soak_cmd.register(bench_cmd.bench_app)
+status_cmd.register(app)
 backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)
