@@ -58,8 +58,8 @@ def test_a_gated_writer_loses_nothing_and_fails_nothing_through_cutover(
                                          (ledger.committed,))]
     assert sorted(ids) == sorted(ledger.committed)  # every committed write, exactly once
     assert report.switched and report.write_pause_ms > 0 and report.marker_seq > 0
-    assert [s for s, _ in report.steps] == ["catch up", "raise gate", "lock+fence", "drain", "verify",
-                                            "sequences", "reverse capture", "switch", "lower gate"]
+    assert [s for s, _ in report.steps] == ["catch up", "reverse capture", "raise gate", "lock+fence", "drain",
+                                            "verify", "sequences", "switch", "lower gate"]
     assert fence_installed(followed)
     assert AppGate(redis_url=redis_url).current_primary().kind == "postgresql"
     assert not AppGate(redis_url=redis_url).is_read_only()

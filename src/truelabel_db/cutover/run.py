@@ -46,6 +46,7 @@ from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.follow import Follower, FollowOptions
 from truelabel_db.postgres import connect, describe
 from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.mapping import TableMap
 
 
 class CutoverError(TrueLabelError):
@@ -59,7 +60,7 @@ class CutoverOptions:
     switch_cmd: str | None = None
     health_url: str | None = None
     health_timeout: float = 30.0
-    max_lag_rows: int = 1_000
+    max_lag_rows: int = 200  # the backlog left for the drain, under the write pause
     drain_timeout: float = 60.0
     grace_ms: int = 100          # lets a write that passed the gate check just before finish
     gate_ttl_ms: int = 30_000
@@ -93,6 +94,7 @@ class _Run:
         self.follower = Follower(source, target_url, FollowOptions(poll_interval=0.002, trim_every=10**9))
         self.fenced = False
         self.reverse_capturing = False
+        self.sequences: list[tuple[TableMap, str, str]] = []
 
     def step(self, name: str, action: Callable[[], object]) -> object:
         started = time.perf_counter()
@@ -103,24 +105,25 @@ class _Run:
         return result
 
     def run(self) -> CutoverReport:
+        pause_started = time.perf_counter()
         try:
             self.step("catch up", self.catch_up)
-            self.step("raise gate", lambda: self.gate.raise_(self.options.gate_ttl_ms))
-            pause_started = time.perf_counter()
-            with Heartbeat(self.gate, self.options.gate_ttl_ms) as heartbeat:
-                try:
+            try:
+                self.step("reverse capture", self.start_reverse_capture)  # before the pause: the app
+                self.step("raise gate", lambda: self.gate.raise_(self.options.gate_ttl_ms))  # is not there yet
+                pause_started = time.perf_counter()
+                with Heartbeat(self.gate, self.options.gate_ttl_ms) as heartbeat:
                     self.step("lock+fence", self.lock_and_fence)
                     self.step("drain", self.drain)
                     self.step("verify", self.verify_changed)
                     self.step("sequences", self.set_sequences)
-                    self.step("reverse capture", self.start_reverse_capture)
                     heartbeat.check("the switch")
                     self.step("switch", self.switch)
-                except BaseException as exc:
-                    where = self.undo()
-                    if isinstance(exc, TrueLabelError):
-                        raise CutoverError(f"cutover failed and was undone ({where}): {exc}") from exc
-                    raise
+            except BaseException as exc:
+                where = self.undo()
+                if isinstance(exc, TrueLabelError):
+                    raise CutoverError(f"cutover failed and was undone ({where}): {exc}") from exc
+                raise
         finally:
             self.follower.close()
         self.step("lower gate", self.gate.lower)
@@ -129,6 +132,7 @@ class _Run:
 
     def catch_up(self) -> None:
         """Apply until the backlog is small; the app keeps writing, so "none" may never come."""
+        self.sequences = self.find_sequences()
         self.follower.stats.position = self.follower.start_position()
         while True:
             applied = self.follower.step()
@@ -158,21 +162,32 @@ class _Run:
         checked, resynced = verify_keys(self.source, self.url)
         self.report.verified_rows, self.report.resynced_rows = checked, resynced
 
-    def set_sequences(self) -> None:
+    def find_sequences(self) -> list[tuple[TableMap, str, str]]:
+        """(table, column, sequence) behind every mapped column: looked up before the pause."""
+        found = []
         with connect(self.url, autocommit=True) as conn:
             for table in self.mapping.tables:
                 regclass = table.ident.as_string(conn)
-                rows = conn.execute(
+                found += [(table, column, sequence) for column, sequence in conn.execute(
                     "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
                     "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                    (regclass, regclass)).fetchall()
-                for column, sequence in rows:
-                    if sequence:
-                        conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
-                            sql.Literal(sequence), sql.Identifier(column), table.ident))
+                    (regclass, regclass)) if sequence]
+        return found
+
+    def set_sequences(self) -> None:
+        if not self.sequences:
+            return
+        with connect(self.url, autocommit=True) as conn:
+            for table, column, sequence in self.sequences:
+                conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
+                    sql.Literal(sequence), sql.Identifier(column), table.ident))
 
     def start_reverse_capture(self) -> None:
-        """From now on PostgreSQL's changes are recorded, so that a rollback loses nothing."""
+        """From now on PostgreSQL's changes are recorded, so that a rollback loses nothing.
+
+        Installed before the gate: only the follower writes to PostgreSQL until the switch, and
+        the capture function leaves the migration's own sessions out.
+        """
         from truelabel_db.cutover.reverse import install_reverse_capture
 
         with connect(self.url, autocommit=True) as conn:

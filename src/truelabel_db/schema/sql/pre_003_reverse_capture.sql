@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS truelabel_meta.reverse_changelog (
 -- and a table carried from a drifted legacy file may be keyed by another column than id.
 -- SECURITY DEFINER with a fixed search_path: the app's least-privilege role writes the rows
 -- that fire it and has no rights in truelabel_meta; the function writes the changelog for it.
+-- The migration's own sessions (truelabel.migration_writer) are not recorded: the cutover
+-- installs these triggers while its follower still applies SQLite's last changes, before the
+-- write pause, and those must not echo back.
 CREATE OR REPLACE FUNCTION truelabel_meta.capture_reverse() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -22,6 +25,9 @@ DECLARE
     old_key text;
     new_key text;
 BEGIN
+    IF current_setting('truelabel.migration_writer', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         old_key := to_jsonb(OLD) ->> key_column;
     END IF;
