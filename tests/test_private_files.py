@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def test_a_snapshot_the_copy_keeps_is_private(real_legacy: Path, pg_url: str, tm
     run_copy(real_legacy, pg_url, CopyOptions(work_dir=tmp_path / "copy", workers=2, keep_snapshot=True))
     [snapshot] = (tmp_path / "copy").glob("snapshot-*.db")
     assert mode(snapshot) == 0o600 and mode(tmp_path / "copy") == 0o700
+
+
+def test_a_finished_copy_of_a_wal_mode_file_leaves_no_snapshot_nor_its_wal_behind(tmp_path: Path,
+                                                                                  pg_url: str) -> None:
+    legacy = tmp_path / "prod.db"
+    generate(legacy, 0.005, seed=3)
+    sqlite3.connect(legacy).execute("PRAGMA journal_mode = WAL").connection.close()
+    run_copy(legacy, pg_url, CopyOptions(work_dir=tmp_path / "copy", workers=2))
+    assert list((tmp_path / "copy").iterdir()) == []
 
 
 def test_the_snapshot_of_an_abandoned_copy_run_is_deleted_by_the_run_that_replaces_it(

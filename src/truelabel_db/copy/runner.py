@@ -157,7 +157,7 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     with connect(target_url, autocommit=True, migration_writer=True) as conn:
         catalog.finish_run(conn, run.run_id)
     if not options.keep_snapshot and not in_place:
-        snapshot.unlink(missing_ok=True)
+        legacy_source.remove_snapshot(snapshot)
     return result
 
 
@@ -217,7 +217,7 @@ def _discard_snapshot(run: CopyRun, source: Path) -> None:
     ours = snapshot.name.startswith("snapshot-") and snapshot.resolve() != source.resolve()
     if run.options.get("in_place") or not ours:
         return
-    snapshot.unlink(missing_ok=True)
+    legacy_source.remove_snapshot(snapshot)
 
 
 def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot: Path,

@@ -142,9 +142,16 @@ def take_snapshot(source: Path, destination: Path) -> None:
     try:
         _backup_into(source, partial)
     except BaseException:
-        partial.unlink(missing_ok=True)  # a part of production data, of no use to anyone
+        remove_snapshot(partial)  # a part of production data, of no use to anyone
         raise
     os.replace(partial, destination)
+
+
+def remove_snapshot(path: Path) -> None:
+    """Delete a snapshot and what SQLite keeps beside it: a snapshot of a WAL-mode file is in WAL
+    mode too, and reading it leaves ``-wal`` and ``-shm`` files that hold its pages."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _backup_into(source: Path, destination: Path) -> None:
