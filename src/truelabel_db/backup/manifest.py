@@ -156,7 +156,8 @@ class Verification:
             return
         if not self.mac or not hmac.compare_digest(self.mac, _mac(key, self.body(), VERIFICATION_LABEL)):
             raise BackupIntegrityError(f"the verification record of backup {folder} is not sealed by its key "
-                                       "(forged or altered): run `backup verify` again")
+                                       f"(forged, altered, or older than sealed records): run `backup verify "
+                                       f"{folder}` again")
         if manifest is not None and self.manifest_mac and self.manifest_mac != manifest.mac:
             raise BackupIntegrityError(f"the verification record of backup {folder} speaks for another "
                                        "manifest: run `backup verify` again")
