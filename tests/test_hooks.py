@@ -16,7 +16,7 @@ import pytest
 
 from tests.fix_legacy import NOW_MS, insert
 from truelabel_db.capture import install_capture
-from truelabel_db.capture.changelog import CHANGELOG_TABLE
+from truelabel_db.catalog.changelog import CHANGELOG_TABLE
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.errors import SourceLockedError
 from truelabel_db.follow import Follower, FollowOptions
