@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from truelabel_db.errors import EmbeddedClusterError
 
@@ -147,11 +147,13 @@ class EmbeddedCluster:
             self.settings.update(settings)
         self.start()
 
-    def run_tool(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def run_tool(self, program: str, *args: str,
+                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run one of the server's programs (``pg_basebackup``, ...) as the cluster's user, from
-        the base folder, which is created and handed to that user first."""
+        the base folder, which is created and handed to that user first; ``env`` replaces the
+        default environment (ours without its secrets)."""
         self._prepare_dirs()
-        return self._run(program, *args)
+        return self._run(program, *args, env=env)
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -200,23 +202,25 @@ class EmbeddedCluster:
         if self._user is not None:
             os.chown(target, self._user.pw_uid, self._user.pw_gid)
 
-    def _run(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, program: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The server and its tools never inherit our secrets (the backup key, passwords)."""
+        from truelabel_db.hooks import scrubbed_environment
+
         kwargs: dict[str, object] = {}
         if self._user is not None:
             kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
         return subprocess.run([str(self.bindir / program), *args], capture_output=True, text=True,
-                              cwd=str(self.base_dir), stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+                              cwd=str(self.base_dir), stdin=subprocess.DEVNULL,
+                              env=dict(env) if env is not None else scrubbed_environment(),
+                              **kwargs)  # type: ignore[call-overload]
 
     def _wait_ready(self) -> None:
+        """Until the server accepts connections (a ping: a replica may demand passwords we lack)."""
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(self.url, connect_timeout=2).close()
-                return
-            except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise EmbeddedClusterError(f"the private cluster does not accept connections: {exc}") from exc
-                time.sleep(0.1)
+        while pq.PGconn.ping(f"{self.url}?connect_timeout=2".encode()) != pq.Ping.OK:
+            if time.monotonic() > deadline:
+                raise EmbeddedClusterError(f"the private cluster does not accept connections: {self._log_tail()}")
+            time.sleep(0.1)
 
     def _log_tail(self) -> str:
         try:

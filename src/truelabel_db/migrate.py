@@ -96,24 +96,30 @@ class _Migration:
         return self.report
 
     def step_backup(self) -> dict[str, Any]:
+        """The legacy file before any step touches it: sealed into the backup repository when one
+        is configured (and then nowhere in plain), else a plain copy readable by its owner only."""
+        import os
+
+        from truelabel_db.backup.storage import REPO_ENV
+
+        if os.environ.get(REPO_ENV):
+            return self.store_backup()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         target = (self.options.work_dir / f"backup-{stamp}.db").resolve()
         take_snapshot(self.source, target)
-        return {"path": str(target), **self.store_backup()}
+        self.say(f"backup   not encrypted (set {REPO_ENV} and a key to seal it): {target}, mode 0600")
+        return {"path": str(target), "encrypted": False}
 
     def store_backup(self) -> dict[str, Any]:
-        """With a backup repository configured, also an encrypted, checksummed copy kept there."""
-        import os
-
+        """An encrypted, checksummed copy in the configured repository (its staging is private
+        and removed)."""
         from truelabel_db.backup import load_key, open_storage
         from truelabel_db.backup.legacy import backup_legacy
-        from truelabel_db.backup.storage import REPO_ENV
 
-        if not os.environ.get(REPO_ENV):
-            return {}
+        key = load_key()
         storage = open_storage(None, create=True)
-        manifest = backup_legacy(self.source, storage, load_key(), work_dir=self.options.work_dir)
-        return {"backup_id": manifest.id, "repository": storage.describe()}
+        manifest = backup_legacy(self.source, storage, key, work_dir=self.options.work_dir)
+        return {"backup_id": manifest.id, "repository": storage.describe(), "encrypted": True}
 
     def step_schema(self) -> dict[str, Any]:
         with connect(self.url, autocommit=True) as conn:

@@ -34,6 +34,7 @@ from truelabel_db.errors import (
 from truelabel_db.legacy import source as legacy_source
 from truelabel_db.legacy.schema import read_schema
 from truelabel_db.postgres import connect
+from truelabel_db.private import private_folder
 from truelabel_db.progress import ProgressSink, SilentProgress
 from truelabel_db.schema.ddl import apply_schema
 from truelabel_db.schema.drift import MappingDecision, UnmappedPolicy, decide, effective_mapping, target_ddl
@@ -156,7 +157,7 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     with connect(target_url, autocommit=True, migration_writer=True) as conn:
         catalog.finish_run(conn, run.run_id)
     if not options.keep_snapshot and not in_place:
-        snapshot.unlink(missing_ok=True)
+        legacy_source.remove_snapshot(snapshot)
     return result
 
 
@@ -184,6 +185,8 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
                               "pass --truncate to start over")
         progress.note(f"resuming copy run {run.run_id} from its snapshot")
         return run, True
+    if run is not None:
+        _discard_snapshot(run, source)
     busy = _non_empty_tables(conn, mapping)
     if busy and not options.truncate:
         raise TargetNotEmptyError(
@@ -198,13 +201,23 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
         legacy_source.require_rollback_journal(source)
         return catalog.create_run(conn, str(source.resolve()), fp, str(source.resolve()), opts), False
     t0 = time.perf_counter()
-    options.work_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(options.work_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     snapshot = (options.work_dir / f"snapshot-{stamp}.db").resolve()
     legacy_source.take_snapshot(source, snapshot)
     steps["snapshot"] = round(time.perf_counter() - t0, 3)
     progress.note(f"snapshot of {source} taken in {steps['snapshot']:.2f}s")
     return catalog.create_run(conn, str(source.resolve()), fp, str(snapshot), opts), False
+
+
+def _discard_snapshot(run: CopyRun, source: Path) -> None:
+    """A run that will never be resumed no longer needs its snapshot, a copy of production data.
+    An in-place run's "snapshot" is the legacy file itself: never that."""
+    snapshot = Path(run.snapshot_path)
+    ours = snapshot.name.startswith("snapshot-") and snapshot.resolve() != source.resolve()
+    if run.options.get("in_place") or not ours:
+        return
+    legacy_source.remove_snapshot(snapshot)
 
 
 def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot: Path,

@@ -25,8 +25,6 @@ into SQLite first, as a rollback does. The report gives each step's duration and
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -44,6 +42,7 @@ from truelabel_db.cutover.pg_fence import remove_pg_fence
 from truelabel_db.cutover.reverse import Rollback
 from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.follow import Follower, FollowOptions
+from truelabel_db.hooks import run_hook
 from truelabel_db.postgres import connect, describe
 from truelabel_db.rows.recorded import recorded_mapping
 from truelabel_db.schema.mapping import TableMap
@@ -196,12 +195,11 @@ class _Run:
         self.reverse_capturing = True
 
     def switch(self) -> None:
-        if self.options.switch_cmd:
-            done = subprocess.run(shlex.split(self.options.switch_cmd), capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL, timeout=120)
-            if done.returncode != 0:
-                raise CutoverError(f"the switch command exited {done.returncode}: "
-                                   f"{(done.stderr or done.stdout).strip()[-200:]}")
+        if self.options.switch_cmd:  # no shell, no secrets, killed and reaped at its deadline
+            done = run_hook(self.options.switch_cmd, {"event": "switch", "primary": "postgresql",
+                                                      "target": describe(self.url)}, timeout=120)
+            if not done.ok:
+                raise CutoverError(f"the switch command {done.detail}")
         with connect(self.url, autocommit=True) as conn:
             with conn.transaction(), conn.cursor() as cur:
                 primary.switch(cur, guard.source_key(self.source), primary.POSTGRESQL, "cutover")

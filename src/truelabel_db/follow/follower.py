@@ -9,13 +9,9 @@ position with a short write transaction that gives way to the app when it is bus
 
 from __future__ import annotations
 
-import json
-import shlex
 import sqlite3
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +22,7 @@ from truelabel_db.catalog import changelog, copy_runs, follow_state
 from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
 from truelabel_db.follow.batch import SchemaChanged, read_batch
+from truelabel_db.hooks import BackgroundHook
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
 from truelabel_db.rows.apply import ApplyPolicy
@@ -98,6 +95,7 @@ class Follower:
         self._published_lag: tuple[int, int] | None = None
         self._apply_policy: ApplyPolicy | None = None
         self._recorded_mapping: Mapping | None = None
+        self._lag_hook = BackgroundHook(options.on_lag, "lag alert")
 
     def stop(self) -> None:
         self._stop.set()
@@ -232,7 +230,12 @@ class Follower:
             raise translate_sqlite_error(exc, self.source) from exc
 
     def _measure_lag(self, oldest_pending_ms: int | None) -> None:
-        newest, now_ms = changelog.end_and_now_ms(self._sqlite)
+        from truelabel_db.legacy.source import translate_sqlite_error
+
+        try:
+            newest, now_ms = changelog.end_and_now_ms(self._sqlite)
+        except sqlite3.Error as exc:  # a locked file: a SourceError the run loop retries
+            raise translate_sqlite_error(exc, self.source) from exc
         self.stats.lag_rows = max(0, newest - self.stats.position)
         self.stats.lag_ms = max(0, now_ms - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
         self.stats.lag_samples_ms.append(self.stats.lag_ms)
@@ -242,25 +245,13 @@ class Follower:
         self._alerting = above
 
     def _alert(self) -> None:
-        """Once per episode: the lag crossed the threshold (re-armed when it falls back)."""
+        """Once per episode: the lag crossed the threshold (re-armed when it falls back). The
+        hook runs in the background; its failures are logged, never raised (``hooks``)."""
         self.stats.alerts += 1
-        hook = self.options.on_lag
-        if not hook:
-            return
         payload = {"event": "lag", "lag_ms": self.stats.lag_ms, "lag_rows": self.stats.lag_rows,
                    "threshold_ms": self.options.lag_threshold_ms, "source": self.source_key}
-        if hook.startswith(("http://", "https://")):
-            request = urllib.request.Request(hook, data=json.dumps(payload).encode(),
-                                             headers={"Content-Type": "application/json"})
-            try:
-                urllib.request.urlopen(request, timeout=5).close()
-            except OSError:
-                pass  # an unreachable webhook must not stop the sync
-            return
-        env = {"TRUELABEL_LAG_MS": str(self.stats.lag_ms), "TRUELABEL_LAG_ROWS": str(self.stats.lag_rows)}
-        import os
-
-        subprocess.Popen(shlex.split(hook), env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+        self._lag_hook.fire(payload, {"TRUELABEL_LAG_MS": str(self.stats.lag_ms),
+                                      "TRUELABEL_LAG_ROWS": str(self.stats.lag_rows)})
 
     def trim(self) -> int:
         """Delete applied changelog rows; skipped (not waited for) when the app holds the lock."""
@@ -285,6 +276,7 @@ class Follower:
                                  self.stats.rows_per_second)
 
     def close(self) -> None:
+        self._lag_hook.close()
         self._sqlite.close()
         if self._pg is not None:
             self._pg.close()
