@@ -13,9 +13,13 @@ from psycopg import sql
 ADMIN_URL = os.environ.get("TRUELABEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def make_database(name: str) -> str:
+def make_database(name: str, template: str | None = None) -> str:
+    """Create a database, empty or as a copy of ``template``; its URL."""
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(statement)
     return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
 
 

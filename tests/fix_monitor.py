@@ -5,6 +5,7 @@ restart can load)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ def schema_pg(pg: psycopg.Connection) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="session")
-def preload_cluster() -> Iterator[EmbeddedCluster]:
+def preload_cluster(server_binaries: Path) -> Iterator[EmbeddedCluster]:
     """One private cluster for the session with pg_stat_statements loaded, and pg_cron too when its
     package is installed (pg_cron serves the ``postgres`` database). Tests create their own
     databases in it (``create_database``)."""

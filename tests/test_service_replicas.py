@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_replicas import StreamingPair, wait_replayed
 from truelabel_db.copy import CopyOptions, run_copy
-from truelabel_db.embedded import EmbeddedCluster, free_port
+from truelabel_db.embedded import EmbeddedCluster
 from truelabel_db.legacy.generator import generate
 from truelabel_db.postgres import describe
-from truelabel_db.replicas.add import add_replica
 from truelabel_db.service import ServiceConfig, create_app
 
 
@@ -29,23 +25,14 @@ class Topology:
 
 
 @pytest.fixture(scope="module")
-def topology() -> Iterator[Topology]:
-    folder = Path(tempfile.mkdtemp(prefix="truelabel-serve-replica-"))
-    folder.chmod(0o755)
-    primary = EmbeddedCluster(folder / "primary").start()
-    replica_cluster: EmbeddedCluster | None = None
-    try:
-        url = primary.create_database("truelabel")
-        generate(folder / "legacy.db", 0.02, seed=31)
-        run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "w", workers=2))
-        replica = add_replica(url, folder / "replica", free_port(), name="serve_replica")
-        replica_cluster = EmbeddedCluster(folder / "replica", port=replica.port)
-        yield Topology(url, replica.url, replica_cluster)
-    finally:
-        if replica_cluster is not None:
-            replica_cluster.stop()
-        primary.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+def topology(streaming_pair: StreamingPair, tmp_path_factory: pytest.TempPathFactory) -> Topology:
+    """The session's primary and replica, with a True Label database of this module's own."""
+    folder = tmp_path_factory.mktemp("serve-replica")
+    url = streaming_pair.primary.create_database("truelabel")
+    generate(folder / "legacy.db", 0.02, seed=31)
+    run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "w", workers=2))
+    wait_replayed(streaming_pair)
+    return Topology(url, streaming_pair.replica_url("truelabel"), streaming_pair.replica_cluster)
 
 
 def test_reads_go_to_the_replica_and_scans_to_the_primary(topology: Topology) -> None:
