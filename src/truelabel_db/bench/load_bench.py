@@ -28,12 +28,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import redis
+from truelabel_db.extras import require
 
-from truelabel_db.bench.queries_bench import prepare
-from truelabel_db.embedded import free_port
-from truelabel_db.hotpaths import LegacyHotPaths
+require("bench", "`bench load`")
+require("serve", "`bench load`")   # it starts `serve`
+
+import aiohttp  # noqa: E402 (after the checks that name the missing extra)
+import redis  # noqa: E402
+
+from truelabel_db.bench.queries_bench import prepare  # noqa: E402
+from truelabel_db.embedded import free_port  # noqa: E402
+from truelabel_db.hotpaths import LegacyHotPaths  # noqa: E402
 
 P99_BOUND_MS = 200.0
 SWEEP = (10, 25, 50, 100, 200, 400)

@@ -8,6 +8,7 @@ import sys
 
 import psycopg
 import typer
+from rich.markup import escape
 
 from truelabel_db.cli import (
     backup_cmd,
@@ -86,5 +87,5 @@ def _line(exc: BaseException) -> str:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)   # a message's [brackets] are text
     sys.exit(code)

@@ -58,6 +58,9 @@ def serve(
     PostgreSQL credentials for a primary published by the cutover come from
     $TRUELABEL_TARGET_URL, never from the command line.
     """
+    from truelabel_db.extras import require
+
+    require("serve", "`serve`")
     import uvicorn
 
     from truelabel_db.hotpaths import open_hot_paths
