@@ -275,10 +275,11 @@ def test_the_followers_figures_are_served_as_prometheus_metrics(live_legacy: Pat
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
-        server.shutdown()
+        server.close()
         follower.close()
-    assert f"truelabel_follow_position {follower.stats.position}" in body
-    assert "truelabel_follow_lag_ms 0" in body and "# TYPE truelabel_follow_lag_rows gauge" in body
+    assert f"truelabel_follow_position {float(follower.stats.position)}" in body
+    assert "truelabel_follow_lag_seconds 0.0" in body and "# TYPE truelabel_follow_lag_rows gauge" in body
+    assert f"truelabel_follow_changes_applied_total {float(follower.stats.changes_applied)}" in body
 
 
 def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> None:  # type: ignore[no-untyped-def]

@@ -48,7 +48,7 @@ def follow(
     finally:
         follower.close()
         if server:
-            server.shutdown()
+            server.close()
     if json_out:
         emit_json(stats.to_dict())
     err.print(f"followed to position {stats.position}: {stats.changes_applied:,} changes in "
