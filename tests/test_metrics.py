@@ -4,6 +4,8 @@ escaping, and an exporter that answers "down" instead of failing when its databa
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
@@ -92,3 +94,23 @@ def test_the_follow_lag_the_monitor_reads_is_in_seconds() -> None:
     families = _families(monitor_metrics.render(Snapshot(sections={"migration-lag": [lag]})))
     assert families["truelabel_migration_lag_seconds"].samples[0].value == 0.25
     assert families["truelabel_migration_lag_rows"].samples[0].labels == {"source": "/srv/app.db"}
+
+
+def test_each_service_app_keeps_its_own_metrics(empty_legacy: Callable[..., Path]) -> None:
+    from fastapi.testclient import TestClient
+
+    from truelabel_db.service import ServiceConfig, create_app
+
+    config = ServiceConfig(database=str(empty_legacy()), warm_on_start=False, refresh_interval=0, warm_interval=0)
+    with TestClient(create_app(config)) as busy, TestClient(create_app(config)) as idle:
+        for _ in range(2):
+            assert busy.get("/validations/queue?limit=5").status_code == 200
+        response = busy.get("/metrics")
+        families = _families(response.text)
+        quiet = _families(idle.get("/metrics").text)
+    assert response.headers["content-type"].startswith("text/plain")
+    hits = {s.labels["layer"]: s.value for s in families["truelabel_cache_hits"].samples}
+    assert hits["l1"] == 1 and families["truelabel_cache_hits"].type == "counter"
+    assert {s.labels["layer"]: s.value for s in quiet["truelabel_cache_hits"].samples}["l1"] == 0
+    assert families["truelabel_service_switches"].samples[0].name == "truelabel_service_switches_total"
+    assert families["truelabel_service_primary_epoch"].type == "gauge"

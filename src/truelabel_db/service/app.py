@@ -18,12 +18,13 @@ import psycopg
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from truelabel_db.cache.stats import hit_ratios, prometheus
+from truelabel_db.cache.stats import hit_ratios
 from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.backend import Backend, GateHeld
 from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.jobs import Jobs
+from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 
 
 def _json(data: Any) -> Response:
@@ -115,13 +116,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)) -> Any:
         return _json(backend().current.served.search(q, limit))
 
+    own_metrics = registry(backend)
+
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    def metrics() -> str:
-        current = backend().current
-        text = prometheus(current.cache.stats.snapshot()) if current.cache else ""
-        return text + (f"truelabel_service_primary_epoch {current.epoch}\n"
-                       f"truelabel_service_switches_total {backend().switches}\n"
-                       f"truelabel_service_gate_waits_total {backend().gate_waits}\n")
+    def metrics() -> Response:
+        return Response(exposition(own_metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
