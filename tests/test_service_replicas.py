@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fix_replicas import StreamingPair, wait_replayed
+from tests.fix_wait import wait_until
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.embedded import EmbeddedCluster
 from truelabel_db.legacy.generator import generate
@@ -58,9 +59,11 @@ def test_with_the_replica_down_reads_fall_back_to_the_primary(topology: Topology
     topology.replica.stop()
     try:
         with TestClient(create_app(config)) as client:
-            for _ in range(5):
-                assert client.get("/validations/queue?limit=5").status_code == 200
-                time.sleep(0.3)
+            def replica_judged_down() -> bool:
+                assert client.get("/validations/queue?limit=5").status_code == 200   # reads keep working
+                return client.get("/health").json()["replicas"][0]["eligible"] is False
+
+            wait_until(replica_judged_down, "the service sees the replica down", poll=0.1)
             health = client.get("/health").json()
             assert set(health["reads"]) == {describe(topology.primary_url)}
             assert health["replicas"][0]["eligible"] is False
