@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fix_db import drop_database, make_database
+from tests.fix_db import drop_database, drop_database_soon, make_database
 from truelabel_db.backup.keys import KEY_ENV
 
 
@@ -56,7 +56,7 @@ def app_db(app_template: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        drop_database(name)
+        drop_database_soon(name)
 
 
 def table_digests(url: str) -> dict[str, tuple[int, str]]:
@@ -78,4 +78,4 @@ def scratch_db_name() -> Iterator[str]:
     """A database name that tests may create (by restoring into it); dropped afterwards."""
     name = f"tl_restore_{secrets.token_hex(6)}"
     yield name
-    drop_database(name)
+    drop_database_soon(name)
