@@ -28,6 +28,7 @@ def key_env(key: bytes) -> dict[str, str]:
     return {"TRUELABEL_BACKUP_KEY": base64.b64encode(key).decode()}
 
 
+@pytest.mark.slow
 def test_run_list_verify_restore_through_the_command_line(app_db: str, backup_key: bytes, repo_dir: Path,
                                                           scratch_db_name: str) -> None:
     env = key_env(backup_key)
@@ -133,6 +134,7 @@ def test_migrate_stores_its_first_backup_in_the_repository_when_one_is_configure
     assert restored.row_counts == sqlite_row_counts(real_legacy) and not restored.mismatches
 
 
+@pytest.mark.slow
 def test_the_legacy_backup_is_one_consistent_moment_while_the_app_writes(real_legacy: Path, backup_key: bytes,
                                                                          repo_dir: Path) -> None:
     import threading

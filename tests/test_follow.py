@@ -84,6 +84,7 @@ def test_follow_applies_inserts_updates_deletes_and_key_changes(live_legacy: Pat
     assert differences(live_legacy, pg) == {}
 
 
+@pytest.mark.slow
 def test_copy_and_follow_while_the_app_keeps_writing(live_legacy: Path, pg_url: str,
                                                      pg: psycopg.Connection, tmp_path: Path) -> None:
     ledger: list[tuple[str, str]] = []
@@ -103,6 +104,7 @@ def test_copy_and_follow_while_the_app_keeps_writing(live_legacy: Path, pg_url: 
     assert len(ledger) == 400 and inserted <= present and not (deleted & present)
 
 
+@pytest.mark.slow
 def test_a_crash_between_apply_and_commit_applies_nothing_and_a_rerun_converges(
         live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,6 +182,7 @@ def test_follow_refuses_to_start_without_a_copy(live_legacy: Path, pg_url: str) 
         Follower(live_legacy, pg_url).start_position()
 
 
+@pytest.mark.slow
 def test_a_follower_killed_with_sigkill_resumes_exactly(live_legacy: Path, pg_url: str,
                                                         pg: psycopg.Connection, tmp_path: Path) -> None:
     import os
@@ -346,6 +349,7 @@ def test_opening_the_file_never_drops_the_lock_of_another_connection_in_wal_mode
     reader.close()
 
 
+@pytest.mark.slow
 def test_a_wal_mode_file_is_followed_while_another_process_writes_in_bursts(live_legacy: Path, pg_url: str,
                                                                              pg: psycopg.Connection,
                                                                              tmp_path: Path) -> None:

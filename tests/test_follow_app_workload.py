@@ -18,6 +18,8 @@ from truelabel_db.legacy.generator import generate
 from truelabel_db.quarantine import list_records
 from truelabel_db.verify import verify
 
+pytestmark = pytest.mark.slow   # each test generates, copies, follows and verifies a legacy file
+
 
 @pytest.fixture
 def live(tmp_path: Path) -> Path:

@@ -27,6 +27,7 @@ def legacy(tmp_path: Path, redis_url: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_migrate_under_a_gated_writer_loses_and_fails_nothing(legacy: Path, pg_url: str, redis_url: str,
                                                               pg: psycopg.Connection, tmp_path: Path) -> None:
     stop, ledger = threading.Event(), WriterLedger()
@@ -74,6 +75,7 @@ def test_capture_installed_by_a_run_that_fails_before_the_copy_comes_out(
     assert not capture_status(legacy).installed
 
 
+@pytest.mark.slow
 def test_migrate_killed_between_steps_resumes_from_its_last_checkpoint(legacy: Path, pg_url: str, redis_url: str,
                                                                         tmp_path: Path) -> None:
     import os

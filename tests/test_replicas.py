@@ -119,6 +119,7 @@ def test_replica_status_on_the_command_line(pair: Pair) -> None:
     assert document["replicas"][0]["eligible"] and document["reads_go_to"].endswith(f":{pair.replica.port}/app")
 
 
+@pytest.mark.slow
 def test_replica_add_on_the_command_line(pair: Pair) -> None:
     import json
 
