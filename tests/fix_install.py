@@ -8,7 +8,7 @@ not there, as after ``pip install truelabel-db``.
 
 from __future__ import annotations
 
-import site
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,8 @@ def core_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoreInsta
 
     absent = frozenset({m for modules in EXTRAS.values() for m in modules} | set(ONLY_EXTRAS_BRING))
     folder = tmp_path_factory.mktemp("core-site")
-    for packages in map(Path, site.getsitepackages()):
+    paths = sysconfig.get_paths()
+    for packages in {Path(paths["purelib"]), Path(paths["platlib"])}:   # this environment's packages
         for entry in packages.iterdir():
             top = entry.name.split("-")[0].split(".")[0].lower()
             if top in absent or entry.suffix == ".pth" or (folder / entry.name).exists():
