@@ -346,7 +346,8 @@ def _check_reachable(folder: Path, user: pwd.struct_passwd) -> None:
         if parent.owner() != user.pw_name and not (mode.st_mode & 0o001):
             raise EmbeddedClusterError(
                 f"the PostgreSQL user {user.pw_name} cannot enter {parent} (mode "
-                f"{oct(mode.st_mode & 0o777)}); choose a working directory outside it, e.g. under /srv or /tmp")
+                f"{oct(mode.st_mode & 0o777)}); choose a folder outside it, e.g. under /srv or /tmp "
+                "(the demo's and the tests' clusters go under TMPDIR)")
 
 
 def _last_line(text: str) -> str:
