@@ -1,8 +1,11 @@
-"""Verifying only the rows the changelog still lists: the cutover's check of recent changes.
+"""Verifying only the rows changed since the last verification: the cutover's check.
 
-A full verification reads every row on both sides (minutes at millions of rows); at cutover,
-with writes paused, only the rows changed since the changelog was last trimmed need a look.
-Those that differ are resynced through the follower's apply, then checked again.
+A full verification reads every row on both sides; at cutover, with writes paused, only the
+rows the changelog names after the last verified position need a look (the position recorded
+by an equal full ``verify`` or by the last check of this kind; from the start of the changelog
+when none was). Those that differ are resynced through the follower's apply, then checked
+again, and the position checked up to is recorded, so that the next check starts there: the
+check stays as long as the changes since the last one, however long the changelog grows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.catalog import changelog
+from truelabel_db.catalog import changelog, follow_state
+from truelabel_db.errors import ReconciliationError
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
 from truelabel_db.rows.apply import apply_table, target_keys
@@ -24,8 +28,8 @@ from truelabel_db.schema.mapping import BY_LEGACY, TableMap
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 
-def changed_keys(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    return {table: keys for table, keys in changelog.keys_after(conn).items() if table in BY_LEGACY}
+def changed_keys(conn: sqlite3.Connection, after: int = 0) -> dict[str, set[str]]:
+    return {table: keys for table, keys in changelog.keys_after(conn, after).items() if table in BY_LEGACY}
 
 
 def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap, keys: set[str]) -> set[str]:
@@ -58,23 +62,41 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
     checked = resynced = 0
     try:
         with connect(target_url, autocommit=True) as pg:
-            for name, keys in changed_keys(legacy).items():
+            since = _verified_until(pg, str(source.resolve()))
+            upto = changelog.end(legacy)
+            for name, keys in changed_keys(legacy, since).items():
                 table = BY_LEGACY[name]
                 checked += len(keys)
-                bad = _differing(legacy, pg, table, keys)
-                if not bad:
-                    continue
-                changes = TableChanges(upserts={k: () for k in bad})
-                fetch_current(legacy, table, changes)
-                with pg.transaction(), pg.cursor() as cur:
-                    cur.execute("SET CONSTRAINTS ALL DEFERRED")
-                    apply_table(cur, table, changes, lambda t, ks: keys_present(legacy, t, ks))
-                resynced += len(bad)
-                still = _differing(legacy, pg, table, bad)
-                if still:
-                    from truelabel_db.errors import ReconciliationError
-
-                    raise ReconciliationError(f"{name}: {len(still)} row(s) still differ after resync")
+                resynced += _check_and_resync(legacy, pg, table, keys)
+            if follow_state.exists(pg):
+                follow_state.record_verified(pg, str(source.resolve()), upto)
     finally:
         legacy.close()
     return checked, resynced
+
+
+def _verified_until(pg: psycopg.Connection, source_key: str) -> int:
+    """Where the last verification got to (never past the follower's own position), else 0."""
+    if not follow_state.exists(pg):
+        return 0
+    verified = follow_state.verified_position(pg, source_key)
+    position = follow_state.position(pg, source_key)
+    if verified is None or position is None:
+        return 0
+    return min(verified, position)
+
+
+def _check_and_resync(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
+                      keys: set[str]) -> int:
+    bad = _differing(legacy, pg, table, keys)
+    if not bad:
+        return 0
+    changes = TableChanges(upserts={k: () for k in bad})
+    fetch_current(legacy, table, changes)
+    with pg.transaction(), pg.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL DEFERRED")
+        apply_table(cur, table, changes, lambda t, ks: keys_present(legacy, t, ks))
+    still = _differing(legacy, pg, table, bad)
+    if still:
+        raise ReconciliationError(f"{table.legacy}: {len(still)} row(s) still differ after resync")
+    return len(bad)
