@@ -52,6 +52,32 @@ def copy(
         err.print("  " + "; ".join(f"{name.replace('_', ' ')} {value}×" for name, value in run["ratios"].items()))
 
 
+@bench_app.command("verify")
+def verify_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    workers: Annotated[int, typer.Option()] = 4,
+    runs: Annotated[int, typer.Option(help="Passes (each: copy, then verify the copy).")] = 1,
+    dirty: Annotated[bool, typer.Option(help="Also copy and verify a dirty file of the same size.")] = True,
+    work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """The full verify of a copy beside the copy's own time, on the same file."""
+    from truelabel_db.bench.verify_bench import run_verify_bench
+
+    doc = run_verify_bench(scale, target or DEFAULT_ADMIN_URL, workers, work_dir, runs=runs, dirty=dirty).to_dict()
+    if json_out:
+        emit_json(doc)
+    view = Table("file", "rows", "copy s", "verify s", "verify / copy", "equal", "ranges read row by row",
+                 "verify peak MB")
+    for r in doc["runs"]:
+        view.add_row("dirty" if r["dirty"] else "clean", f"{r['rows']:,}", f"{r['copy_seconds']:.2f}",
+                     f"{r['verify_seconds']:.2f}", f"{r['verify_time_vs_copy']}×", "yes" if r["equal"] else "NO",
+                     str(r["mismatched_ranges"]), f"{r['verify_peak_rss_mb']:.0f}")
+    err.print(f"legacy file {doc['legacy_path']}")
+    err.print(view)
+
+
 @bench_app.command("sync")
 def sync(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 1.0,
