@@ -17,7 +17,7 @@ from psycopg import sql
 
 from truelabel_db.catalog.quarantine import QuarantineRecord, insert_records, resolve_keys
 from truelabel_db.rows.changes import TableChanges
-from truelabel_db.rows.convert import convert_rows
+from truelabel_db.rows.convert import convert_rows, legacy_key
 from truelabel_db.schema.ddl import idents
 from truelabel_db.schema.mapping import TableMap
 from truelabel_db.schema.transforms import Unconvertible
@@ -32,9 +32,13 @@ def apply_table(cur: psycopg.Cursor[Any], table: TableMap, changes: TableChanges
     gone = set(changes.deletes) | {str(r.record.legacy_key) for r in converted.rows if r.record}
     keys_gone = target_keys(table, gone)
     key = sql.Identifier(table.primary_key[0])
-    if keys_gone:
+    # A partitioned table's upserted rows are deleted and re-inserted (_upsert): in the same
+    # statement as the deleted ones, since each such DELETE probes every partition.
+    stale = keys_gone + (target_keys(table, {str(legacy_key(table, r.raw)) for r in good})
+                         if table.partitioned_by else [])
+    if stale:
         cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(sql.Identifier(table.target), key),
-                    (keys_gone,))
+                    (stale,))
     _resolve_quarantine(cur, table, list(changes.upserts) + list(changes.deletes))
     quarantined: list[QuarantineRecord] = converted.quarantined
     for record in quarantined:
@@ -71,9 +75,9 @@ def _stage_name(table: TableMap) -> sql.Identifier:
 def _stage(cur: psycopg.Cursor[Any], table: TableMap, payload: bytes) -> None:
     """The batch's converted rows in a session temp table shaped like the target's columns."""
     stage, columns = _stage_name(table), [c.target for c in table.columns]
-    cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA").format(
-        stage, idents(columns), sql.Identifier(table.target)))
-    cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+    # Emptied by every commit: cheaper than a TRUNCATE per batch, and never left holding rows.
+    cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} "
+                        "WITH NO DATA").format(stage, idents(columns), sql.Identifier(table.target)))
     with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, idents(columns))) as copy:
         copy.write(payload)
 
@@ -99,9 +103,7 @@ def _upsert(cur: psycopg.Cursor[Any], table: TableMap) -> None:
     stage = _stage_name(table)
     target = sql.Identifier(table.target)
     columns = [c.target for c in table.columns]
-    if table.partitioned_by:
-        cur.execute(sql.SQL("DELETE FROM {t} WHERE {k} IN (SELECT {k} FROM {s})").format(
-            t=target, k=sql.Identifier(table.primary_key[0]), s=stage))
+    if table.partitioned_by:  # the old rows went with the deleted ones (apply_table)
         cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
             target, idents(columns), idents(columns), stage))
         return
