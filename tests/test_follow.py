@@ -109,19 +109,19 @@ def test_a_crash_between_apply_and_commit_applies_nothing_and_a_rerun_converges(
     _copy(live_legacy, pg_url, tmp_path)
     _app_writes(live_legacy, 100, seed=3)
     position = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs").fetchone()[0]
-    original = apply_module.apply_table
+    original = apply_module.apply_changes
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         original(*args, **kwargs)
         raise KeyboardInterrupt("killed mid-batch")
 
-    monkeypatch.setattr(apply_module, "apply_table", crash)
+    monkeypatch.setattr(apply_module, "apply_changes", crash)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     with pytest.raises(KeyboardInterrupt):
         follower.run(until_caught_up=True)
     follower.close()
     assert pg.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0] == position
-    monkeypatch.setattr(apply_module, "apply_table", original)
+    monkeypatch.setattr(apply_module, "apply_changes", original)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     follower.run(until_caught_up=True)
     follower.close()

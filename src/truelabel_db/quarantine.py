@@ -14,18 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from truelabel_db import guard
 from truelabel_db.catalog.quarantine import (
     QuarantineRecord,
     decode_value,
     fix_value,
+    iter_open,
     list_records,
     open_counts,
     resolve_ids,
 )
-from truelabel_db.rows.load import copy_payload
+from truelabel_db.rows.apply import Stage, key_array
+from truelabel_db.rows.recorded import recorded_mapping
 from truelabel_db.schema.copytext import NULL
-from truelabel_db.schema.mapping import BY_LEGACY, TableMap
+from truelabel_db.schema.mapping import TableMap
 from truelabel_db.schema.transforms import Unconvertible
 
 __all__ = ["QuarantineRecord", "RedriveResult", "dumps", "fix_value", "list_records", "open_counts", "redrive"]
@@ -49,32 +53,58 @@ def convert_original(table: TableMap, original: dict[str, Any]) -> list[str]:
         except Unconvertible as exc:
             raise Unconvertible(f"{col.legacy}: {exc.reason}") from exc
         fields.append(NULL if converted.value is None else col.transform.copy_text(converted.value))
+    if table.extra:
+        extra = table.extra_transform
+        fields.append(extra.copy_text(extra.convert_values(
+            tuple(decode_value(original.get(c)) for c in table.extra)).value))
     return fields
 
 
 def redrive(conn: psycopg.Connection, *, table: str | None = None,
             ids: Sequence[int] = ()) -> RedriveResult:
-    """Convert and insert open quarantined rows again; those that still fail stay, with why."""
+    """Apply open quarantined rows again, each in a savepoint; those that still fail stay, with why.
+
+    A row is upserted (its older version may be in PostgreSQL, kept under ``--orphans keep``); a
+    held delete is retried. Refused once PostgreSQL is the primary: these are legacy rows, and
+    the app's rows there must not be overwritten.
+    """
+    guard.no_postgres_primary(conn, "quarantine redrive")
     result = RedriveResult()
-    records = [r for r in list_records(conn, table=table, limit=1_000_000)
-               if not ids or r.id in ids]
-    for record in records:
+    mapping = recorded_mapping(conn)
+    wanted = set(ids)
+    for record in iter_open(conn, table=table):
         assert record.id is not None
-        mapping = BY_LEGACY.get(record.legacy_table)
-        if mapping is None:
+        if wanted and record.id not in wanted:
+            continue
+        target = mapping.by_legacy.get(record.legacy_table)
+        if target is None:
             result.still_failing[record.id] = "table is not in the mapping"
             continue
         try:
-            with conn.transaction():
-                line = "\t".join(convert_original(mapping, record.original)) + "\n"
-                with conn.cursor() as cur:
-                    copy_payload(cur, mapping, line.encode("utf-8"))
-                resolve_ids(conn, [record.id], "redriven")
+            with conn.transaction(), conn.cursor() as cur:
+                _apply_record(cur, target, record)
+                resolve_ids(cur, [record.id], "redriven")
             result.inserted.append(record.id)
         except (Unconvertible, psycopg.Error) as exc:
             reason = exc.reason if isinstance(exc, Unconvertible) else str(exc).splitlines()[0]
             result.still_failing[record.id] = reason
     return result
+
+
+def _apply_record(cur: psycopg.Cursor[Any], table: TableMap, record: QuarantineRecord) -> None:
+    if is_held_delete(record):
+        cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY({})").format(
+            table.ident, sql.Identifier(table.key_column), key_array(table)), ([str(record.legacy_key)],))
+        return
+    stage = Stage(cur, table)
+    stage.reset()
+    stage.copy(("\t".join(convert_original(table, record.original)) + "\n").encode("utf-8"))
+    stage.upsert()
+
+
+def is_held_delete(record: QuarantineRecord) -> bool:
+    """A delete the follower could not apply (the row stays in PostgreSQL, held, with why)."""
+    return not record.original and any(r.get("op") == "delete" for r in record.reasons)
 
 
 def dumps(records: Iterable[QuarantineRecord]) -> str:

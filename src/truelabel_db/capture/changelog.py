@@ -24,7 +24,8 @@ from typing import Any
 from truelabel_db.catalog import changelog
 from truelabel_db.catalog.changelog import record_schema_version
 from truelabel_db.legacy.schema import read_schema
-from truelabel_db.legacy.source import connect, require_tables, translate_sqlite_error
+from truelabel_db.legacy.source import connect, translate_sqlite_error
+from truelabel_db.schema.drift import UnmappedPolicy, UnmappedSchemaError, decide, effective_mapping
 from truelabel_db.schema.mapping import TABLES, TableMap
 from truelabel_db.sqlite_sql import quote_ident
 
@@ -73,18 +74,27 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def install_capture(path: Path) -> "CaptureStatus":
+def install_capture(path: Path, unmapped: UnmappedPolicy | None = None) -> "CaptureStatus":
     """Create the changelog and the triggers in one ``BEGIN IMMEDIATE`` transaction.
 
     Safe while the app writes: the transaction waits (busy timeout) for the write lock, holds
-    it for milliseconds, and the app's next write is already captured.
+    it for milliseconds, and the app's next write is already captured. A file whose schema
+    the mapping does not cover is refused unless ``unmapped`` says what to do (carried tables
+    are captured too); the policy is recorded so that the copy applies the same.
     """
     with write_lock(path) as conn:
-        require_tables(read_schema(conn), [t.legacy for t in TABLES], path)
-        for statement in capture_ddl():
+        policy = unmapped or _recorded_policy(conn) or UnmappedPolicy()
+        mapping = effective_mapping(decide(conn, read_schema(conn), policy, name=str(path)))
+        for statement in capture_ddl(mapping.tables):
             conn.execute(statement)
+        changelog.set_setting(conn, "unmapped", policy.to_json())
         record_schema_version(conn)
     return capture_status(path)
+
+
+def _recorded_policy(conn: sqlite3.Connection) -> UnmappedPolicy | None:
+    recorded = changelog.setting(conn, "unmapped")
+    return UnmappedPolicy.from_json(recorded) if recorded else None
 
 
 def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
@@ -100,6 +110,15 @@ def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
             for statement in changelog.drop_ddl():
                 conn.execute(statement)
             changelog.forget_sequence(conn)
+
+
+def _captured_tables(conn: sqlite3.Connection) -> int:
+    """How many tables capture covers under its recorded policy (what the trigger count should be)."""
+    try:
+        policy = _recorded_policy(conn) or UnmappedPolicy()
+        return len(effective_mapping(decide(conn, read_schema(conn), policy)).tables)
+    except UnmappedSchemaError:
+        return len([t for t in TABLES if t.legacy in read_schema(conn)])
 
 
 def capture_triggers(conn: sqlite3.Connection) -> list[str]:
@@ -135,7 +154,7 @@ def capture_status(path: Path) -> CaptureStatus:
     try:
         installed = changelog.exists(conn)
         log = changelog.extent(conn) if installed else changelog.Extent(0, None, None, None)
-        return CaptureStatus(installed, len(capture_triggers(conn)), 3 * len(TABLES), log.rows, log.first_seq,
+        return CaptureStatus(installed, len(capture_triggers(conn)), 3 * _captured_tables(conn), log.rows, log.first_seq,
                              log.last_seq, log.oldest_ms, changelog.recorded_schema_version(conn),
                              conn.execute("PRAGMA schema_version").fetchone()[0],
                              conn.execute("PRAGMA journal_mode").fetchone()[0])

@@ -7,8 +7,7 @@ superseded by a later change of the same row, or by a new copy.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from truelabel_db.schema.transforms import BadUtf8
+from truelabel_db.schema.lossless import decode_value, encode_row, encode_value
+
+__all__ = ["QuarantineRecord", "decode_value", "encode_row", "encode_value"]
 
 STAGES = ("convert", "load", "duplicate", "orphan", "follow", "verify")
 
@@ -43,38 +44,6 @@ class QuarantineRecord:
         }
 
 
-def encode_value(value: Any) -> Any:
-    """A legacy value as JSON that jsonb can hold, losslessly."""
-    if isinstance(value, BadUtf8):
-        return {"$base64": base64.b64encode(bytes(value)).decode(), "$type": "text"}
-    if isinstance(value, bytes):
-        return {"$base64": base64.b64encode(value).decode(), "$type": "blob"}
-    if isinstance(value, str) and "\x00" in value:
-        return {"$base64": base64.b64encode(value.encode("utf-8")).decode(), "$type": "text"}
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return {"$float": repr(value)}
-    return value
-
-
-def decode_value(value: Any) -> Any:
-    """The inverse of :func:`encode_value`."""
-    if isinstance(value, dict) and "$base64" in value:
-        raw = base64.b64decode(value["$base64"])
-        if value.get("$type") == "blob":
-            return raw
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return BadUtf8(raw)
-    if isinstance(value, dict) and "$float" in value:
-        return float(value["$float"])
-    return value
-
-
-def encode_row(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    return {c: encode_value(v) for c, v in zip(columns, values)}
-
-
 def insert_records(cur: psycopg.Cursor[Any], records: Iterable[QuarantineRecord],
                    run_id: int | None) -> int:
     rows = [(run_id, r.legacy_table, r.legacy_key, r.stage, Jsonb(r.reasons), Jsonb(r.original))
@@ -98,9 +67,10 @@ def open_counts(conn: psycopg.Connection, run_id: int | None = None) -> dict[str
 
 
 def list_records(conn: psycopg.Connection, *, table: str | None = None,
-                 include_resolved: bool = False, limit: int = 100) -> list[QuarantineRecord]:
-    clauses = [sql.SQL("TRUE")]
-    params: list[Any] = []
+                 include_resolved: bool = False, limit: int = 100, after_id: int = 0) -> list[QuarantineRecord]:
+    """Records in id order, ``limit`` at a time after ``after_id`` (page on with the last id)."""
+    clauses = [sql.SQL("id > %s")]
+    params: list[Any] = [after_id]
     if table:
         clauses.append(sql.SQL("legacy_table = %s"))
         params.append(table)
@@ -157,3 +127,11 @@ def resolve_all(conn: psycopg.Connection, resolution: str) -> None:
     """Close every open record (a new copy starts from an empty target)."""
     conn.execute("UPDATE truelabel_meta.quarantine SET resolved_at = now(), resolution = %s "
                  "WHERE resolved_at IS NULL", (resolution,))
+
+
+def iter_open(conn: psycopg.Connection, *, table: str | None = None, page: int = 500) -> Iterator[QuarantineRecord]:
+    """Every open record, read a page at a time (a quarantine can hold millions)."""
+    after = 0
+    while records := list_records(conn, table=table, limit=page, after_id=after):
+        yield from records
+        after = int(records[-1].id or after)

@@ -27,7 +27,10 @@ from truelabel_db.cli import (
     replica_cmd,
     schema_cmd,
     serve_cmd,
+    soak_cmd,
+    status_cmd,
     verify_cmd,
+    workload_cmd,
 )
 from truelabel_db.cli.output import err
 from truelabel_db.errors import ExitCode, TrueLabelError
@@ -44,6 +47,8 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+soak_cmd.register(bench_cmd.bench_app)
+status_cmd.register(app)
 backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)
@@ -52,6 +57,7 @@ cache_cmd.register(app)
 monitor_cmd.register(app)
 maintain_cmd.register(app)
 replica_cmd.register(app)
+workload_cmd.register(app)
 
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""

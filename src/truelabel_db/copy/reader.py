@@ -21,7 +21,7 @@ from truelabel_db.sqlite_sql import quote_ident
 
 
 def check_expr(col: ColumnMap) -> str | None:
-    q = quote_ident(col.legacy)
+    q = "NULL" if col.absent else quote_ident(col.legacy)
     check = col.transform.sqlite_check(q, False)
     if col.not_null:
         return f"{q} IS NOT NULL" + (f" AND {check}" if check else "")
@@ -29,7 +29,7 @@ def check_expr(col: ColumnMap) -> str | None:
 
 
 def _csv_expr(col: ColumnMap) -> str:
-    q = quote_ident(col.legacy)
+    q = "NULL" if col.absent else quote_ident(col.legacy)
     field = str(col.transform.sqlite_csv(q))
     return field if col.not_null else f"CASE WHEN {q} IS NULL THEN '' ELSE {field} END"
 
@@ -52,7 +52,7 @@ class ChunkQueries:
     def for_table(cls, table: TableMap) -> "ChunkQueries":
         name = quote_ident(table.legacy)
         rng = "rowid BETWEEN :low AND :high"
-        columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+        columns = table.legacy_select()
         every_row = f"SELECT {columns} FROM {name} WHERE {rng}"
         if not table.fast_path:
             return cls(None, every_row, every_row, None)
@@ -109,7 +109,8 @@ def column_values(conn: sqlite3.Connection, table: TableMap, column: ColumnMap, 
                   high: int) -> list[tuple[int, Any]]:
     """(rowid, value) of one column over a rowid range, decoded for Python's checks."""
     conn.text_factory = decode_text
-    return conn.execute(f"SELECT rowid, {quote_ident(column.legacy)} FROM {quote_ident(table.legacy)} "
+    value = "NULL" if column.absent else quote_ident(column.legacy)
+    return conn.execute(f"SELECT rowid, {value} FROM {quote_ident(table.legacy)} "
                         "WHERE rowid BETWEEN ? AND ?", (low, high)).fetchall()
 
 
@@ -122,6 +123,7 @@ def table_bounds(conn: sqlite3.Connection, table: TableMap) -> tuple[int, int, i
 
 def rows_with_nul(conn: sqlite3.Connection, table: TableMap, low: int, high: int) -> set[int]:
     """Rowids in the range with a NUL byte in any column (PostgreSQL's text cannot hold one)."""
-    found = " OR ".join(f"instr(CAST({quote_ident(c.legacy)} AS BLOB), x'00') > 0" for c in table.columns)
+    present = [c.legacy for c in table.columns if not c.absent] + list(table.extra)
+    found = " OR ".join(f"instr(CAST({quote_ident(c)} AS BLOB), x'00') > 0" for c in present)
     return {int(r[0]) for r in conn.execute(f"SELECT rowid FROM {quote_ident(table.legacy)} "
                                             f"WHERE rowid BETWEEN ? AND ? AND ({found})", (low, high))}

@@ -282,7 +282,7 @@ def worker_connections(snapshot: Path, target_url: str) -> tuple[sqlite3.Connect
     # A chunk reads a contiguous rowid range once: a small page cache is enough, and memory
     # stays flat whatever the file's size.
     sqlite_conn.execute("PRAGMA cache_size = -8192")
-    pg_conn = pg_connect(target_url, autocommit=True, application_name="truelabel-db copy")
+    pg_conn = pg_connect(target_url, autocommit=True, application_name="truelabel-db copy", migration_writer=True)
     # A crash loses at most the last commits, and their chunk marks with them: redone on resume.
     pg_conn.execute("SET synchronous_commit = off")
     return sqlite_conn, pg_conn

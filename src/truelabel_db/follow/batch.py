@@ -15,7 +15,7 @@ from truelabel_db.catalog import changelog
 from truelabel_db.errors import SourceError
 from truelabel_db.rows.changes import TableChanges
 from truelabel_db.rows.read import fetch_current
-from truelabel_db.schema.mapping import BY_LEGACY
+from truelabel_db.schema.mapping import DECLARED, Mapping
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SchemaChanged(SourceError):
     """The legacy schema moved under the triggers: following on could miss columns."""
 
 
-def read_batch(conn: sqlite3.Connection, after: int, limit: int) -> Batch | None:
+def read_batch(conn: sqlite3.Connection, after: int, limit: int, mapping: Mapping = DECLARED) -> Batch | None:
     """The next ``limit`` changes after position ``after`` with their rows; None if caught up."""
     conn.execute("BEGIN")
     try:
@@ -41,11 +41,12 @@ def read_batch(conn: sqlite3.Connection, after: int, limit: int) -> Batch | None
         if not entries:
             return None
         last: dict[tuple[str, str], str] = {}
+        by_legacy = mapping.by_legacy
         markers = []
         for entry in entries:
             if entry.op == changelog.MARKER:
                 markers.append(str(entry.key))
-            elif entry.table in BY_LEGACY:
+            elif entry.table in by_legacy:
                 last[(entry.table, str(entry.key))] = entry.op
         tables: dict[str, TableChanges] = {}
         for (table, key), op in last.items():
@@ -55,7 +56,7 @@ def read_batch(conn: sqlite3.Connection, after: int, limit: int) -> Batch | None
             else:
                 changes.upserts[key] = ()
         for table, changes in tables.items():
-            fetch_current(conn, BY_LEGACY[table], changes)
+            fetch_current(conn, by_legacy[table], changes)
         return Batch(entries[0].seq, entries[-1].seq, len(entries), min(e.at_ms for e in entries), tables, markers)
     finally:
         conn.execute("COMMIT")

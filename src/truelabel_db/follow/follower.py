@@ -28,7 +28,10 @@ from truelabel_db.follow.apply import apply_batch
 from truelabel_db.follow.batch import SchemaChanged, read_batch
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.rows.read import keys_present
+from truelabel_db.rows.apply import ApplyPolicy
+from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.mapping import Mapping
 
 
 PUBLISH_EVERY = 0.25  # seconds between publications of the lag while batches keep coming
@@ -62,6 +65,9 @@ class FollowStats:
     trimmed: int = 0
     verifications: int = 0
     rows_resynced: int = 0
+    quarantined: int = 0      # changes that went to the quarantine instead of PostgreSQL
+    pulled_forward: int = 0   # rows applied ahead of their own changelog entry to settle a constraint
+    held: int = 0             # rows kept in PostgreSQL under --orphans keep that SQLite deleted
     lag_samples_ms: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -94,6 +100,8 @@ class Follower:
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
         self._published_at = 0.0
+        self._apply_policy: ApplyPolicy | None = None
+        self._recorded_mapping: Mapping | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -157,7 +165,7 @@ class Follower:
     def step(self) -> int:
         """One batch: read, apply with its position, measure; 0 when there was nothing to do."""
         try:
-            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size)
+            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size, self._mapping())
         except sqlite3.Error as exc:
             from truelabel_db.legacy.source import translate_sqlite_error
 
@@ -168,8 +176,11 @@ class Follower:
                 self._publish()  # caught up: say so once, not on every poll
             return 0
         started = time.perf_counter()
-        apply_batch(self._target(), self.source_key, batch,
-                    lambda table, keys: keys_present(self._sqlite, table, keys))
+        outcome = apply_batch(self._target(), self.source_key, batch, LegacyRows(self._sqlite),
+                              mapping=self._mapping(), policy=self._policy())
+        self.stats.quarantined += outcome.quarantined
+        self.stats.pulled_forward += outcome.pulled_forward
+        self.stats.held += outcome.held
         elapsed = max(time.perf_counter() - started, 1e-6)
         self.stats.position = batch.last_seq
         self.stats.changes_applied += batch.changes
@@ -180,6 +191,18 @@ class Follower:
         if time.monotonic() - self._published_at >= PUBLISH_EVERY:
             self._publish()  # its own commit: not after every batch, it would double their cost
         return batch.changes
+
+    def _mapping(self) -> Mapping:
+        """The mapping the copy ran with (extended for drift), read once."""
+        if self._recorded_mapping is None:
+            self._recorded_mapping = recorded_mapping(self._target())
+        return self._recorded_mapping
+
+    def _policy(self) -> ApplyPolicy:
+        """The orphan policy the copy ran with applies to orphans made after it, too."""
+        if self._apply_policy is None:
+            self._apply_policy = ApplyPolicy(orphans=copy_runs.orphan_policy(self._target()))
+        return self._apply_policy
 
     def _maybe_verify(self) -> None:
         """The plan's integrity-check: when caught up and due, verify and resync what differs."""
@@ -192,7 +215,8 @@ class Follower:
 
     def _target(self) -> psycopg.Connection:
         if self._pg is None or self._pg.closed:
-            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow")
+            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow",
+                               migration_writer=True)
         return self._pg
 
     def _back_off(self, current: float, exc: Exception) -> float:

@@ -20,7 +20,7 @@ def fetch_by_keys(conn: sqlite3.Connection, table: TableMap,
     if not keys:
         return {}
     conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+    columns = table.legacy_select()
     key = quote_ident(table.legacy_key)
     out: dict[str, tuple[Any, ...]] = {}
     for start in range(0, len(keys), 500):

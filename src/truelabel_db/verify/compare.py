@@ -28,15 +28,16 @@ from truelabel_db.catalog import follow_state
 from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.rows.apply import apply_table
-from truelabel_db.rows.changes import TableChanges
-from truelabel_db.rows.read import fetch_current, keys_present
-from truelabel_db.schema.mapping import TABLES, TableMap
+from truelabel_db.rows.apply import resync
+from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.ddl import idents
+from truelabel_db.schema.mapping import DECLARED, Mapping, TableMap
 from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 from truelabel_db.verify.rowtext import pg_bucket, sqlite_bucket, sqlite_vouches
-from truelabel_db.verify.sides import Buckets, LegacySide, legacy_sides, target_sides
+from truelabel_db.verify.sides import LegacySide, TargetSide, legacy_sides, target_sides
 
 DEFAULT_JOBS = 2
 
@@ -91,7 +92,7 @@ def _legacy_rows(conn: sqlite3.Connection, table: TableMap,
     key ranges: those SQLite files there, and every row it cannot vouch for (whose canonical key
     may fall in another range than its raw one)."""
     conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+    columns = table.legacy_select()
     marks = ", ".join("?" * len(bad))
     index = _key_index(table)
     for raw in conn.execute(f"SELECT {columns} FROM {quote_ident(table.legacy)} "
@@ -107,8 +108,7 @@ def _target_rows(conn: psycopg.Connection, table: TableMap,
                  bad: set[str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
     index = _key_index(table)
     query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns), sql.Identifier(table.target),
-        pg_bucket(table))
+        idents(table.target_columns), table.ident, pg_bucket(table))
     with conn.transaction(), conn.cursor(name=f"verify_{table.target}") as cur:
         cur.itersize = 10_000
         cur.execute(query, (sorted(bad),))
@@ -118,73 +118,72 @@ def _target_rows(conn: psycopg.Connection, table: TableMap,
 
 
 def verify_table(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
-                 legacy_side: LegacySide, target_buckets: Buckets, *, repair: bool = False) -> TableVerdict:
+                 legacy_side: LegacySide, target_side: TargetSide, *, repair: bool = False,
+                 mapping: Mapping = DECLARED, source: Path | None = None) -> TableVerdict:
     """The verdict on one table from both sides' sums, narrowed where they differ."""
-    verdict = TableVerdict(table.legacy, source_rows=legacy_side.rows,
-                           target_rows=sum(n for n, _ in target_buckets.values()),
+    verdict = TableVerdict(table.legacy, source_rows=legacy_side.rows, target_rows=target_side.rows,
                            quarantined=legacy_side.quarantined)
     left = {b: v for b, v in legacy_side.buckets.items() if v != (0, 0)}
-    buckets = set(left) | set(target_buckets)
+    right = {b: v for b, v in target_side.buckets.items() if v != (0, 0)}
+    buckets = set(left) | set(right)
     verdict.buckets = len(buckets)
-    bad = {b for b in buckets if left.get(b) != target_buckets.get(b)}
+    bad = {b for b in buckets if left.get(b) != right.get(b)}
     verdict.mismatched_buckets = len(bad)
     if bad:
-        _narrow(legacy, pg, table, bad, open_keys(pg, table.legacy), verdict)
+        _narrow(legacy, pg, table, bad, {k.lower() for k in open_keys(pg, table.legacy)}, verdict)
     if repair and not verdict.equal:
-        verdict.repaired = _repair(legacy, pg, table, verdict)
+        verdict.repaired = _repair(legacy, pg, table, verdict, mapping, source)
     return verdict
 
 
 def _narrow(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap, bad: set[str],
             quarantined_keys: set[str], verdict: TableVerdict) -> None:
-    """Read the mismatched key ranges again, row by row, and name the rows that differ."""
+    """Read the mismatched key ranges again, row by row, and name the rows that differ (a row
+    an open quarantine record accounts for is left out on both sides: held, not missing)."""
     left = {k: _hash(r) for k, r in _legacy_rows(legacy, table, bad)
-            if r is not None and k not in quarantined_keys}
-    right = {k: _hash(r) for k, r in _target_rows(pg, table, bad)}
+            if r is not None and k.lower() not in quarantined_keys}
+    right = {k: _hash(r) for k, r in _target_rows(pg, table, bad) if k not in quarantined_keys}
     verdict.missing_in_target = sorted(set(left) - set(right))
     verdict.extra_in_target = sorted(set(right) - set(left))
     verdict.different = sorted(k for k in set(left) & set(right) if left[k] != right[k])
 
 
 def _repair(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
-            verdict: TableVerdict) -> int:
+            verdict: TableVerdict, mapping: Mapping, source: Path | None) -> int:
     """Make each differing row equal to SQLite's current row (or gone, if SQLite has none)."""
-    changes = TableChanges(upserts={k: () for k in verdict.missing_in_target + verdict.different})
-    changes.deletes.update(verdict.extra_in_target)
-    fetch_current(legacy, table, changes)
-    with pg.transaction(), pg.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL DEFERRED")
-        apply_table(cur, table, changes, lambda t, keys: keys_present(legacy, t, keys))
-    return len(verdict.missing_in_target) + len(verdict.extra_in_target) + len(verdict.different)
+    keys = verdict.missing_in_target + verdict.different + verdict.extra_in_target
+    resync(pg, LegacyRows(legacy), table, keys, mapping=mapping, source=source)
+    return len(keys)
 
 
 def compare_tables(source: Path, target_url: str, chosen: list[TableMap], *, repair: bool = False,
-                   jobs: int = DEFAULT_JOBS) -> dict[str, TableVerdict]:
-    """Both sides' sums at once (SQLite's in a process of its own), then each table's verdict."""
+                   jobs: int = DEFAULT_JOBS, mapping: Mapping = DECLARED) -> dict[str, TableVerdict]:
+    """Both sides' sums at once (SQLite's in processes of their own), then each table's verdict."""
     with connect(target_url, autocommit=True) as pg:
         quarantined = {t.legacy: sorted(open_keys(pg, t.legacy)) for t in chosen}
     context = multiprocessing.get_context("spawn")  # no thread or connection of ours is inherited
-    groups = _balanced(chosen, max(1, jobs), _legacy_rows_by_table(source))
+    groups = _balanced(chosen, max(1, jobs), _legacy_rows_by_table(source, chosen))
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=context) as pool:
-        futures = [pool.submit(legacy_sides, str(source), {t.legacy: quarantined[t.legacy] for t in group})
+        futures = [pool.submit(legacy_sides, str(source), group, {t.legacy: quarantined[t.legacy] for t in group})
                    for group in groups]
-        target = target_sides(target_url, chosen, jobs)
+        target = target_sides(target_url, chosen, jobs, quarantined)
         legacy_found = {name: side for f in futures for name, side in f.result().items()}
     legacy = sqlite_connect(source)
     try:
-        with connect(target_url, autocommit=True) as pg:
-            return {t.legacy: verify_table(legacy, pg, t, legacy_found[t.legacy], target[t.legacy], repair=repair)
+        with connect(target_url, autocommit=True, migration_writer=repair) as pg:
+            return {t.legacy: verify_table(legacy, pg, t, legacy_found[t.legacy], target[t.legacy],
+                                           repair=repair, mapping=mapping, source=source)
                     for t in chosen}
     finally:
         legacy.close()
 
 
-def _legacy_rows_by_table(source: Path) -> dict[str, int]:
+def _legacy_rows_by_table(source: Path, tables: list[TableMap]) -> dict[str, int]:
     """Each table's largest rowid: a free estimate of its size, to share the work out."""
     legacy = sqlite_connect(source)
     try:
         return {t.legacy: int(legacy.execute(f"SELECT coalesce(max(rowid), 0) FROM {quote_ident(t.legacy)}")
-                              .fetchone()[0]) for t in TABLES}
+                              .fetchone()[0]) for t in tables}
     finally:
         legacy.close()
 
@@ -203,12 +202,14 @@ def _balanced(tables: list[TableMap], parts: int, sizes: dict[str, int]) -> list
 def verify(source: Path, target_url: str, *, repair: bool = False,
            tables: list[str] | None = None, jobs: int = DEFAULT_JOBS) -> VerifyReport:
     """Compare every mapped table; with ``repair``, re-copy the rows that differ and check again."""
-    chosen = [t for t in TABLES if not tables or t.legacy in tables]
+    with connect(target_url, autocommit=True) as pg:
+        mapping = recorded_mapping(pg)
+    chosen = [t for t in mapping.tables if not tables or t.legacy in tables]
     followed = _follow_position(source, target_url)
-    report = VerifyReport(compare_tables(source, target_url, chosen, repair=repair, jobs=jobs))
+    report = VerifyReport(compare_tables(source, target_url, chosen, repair=repair, jobs=jobs, mapping=mapping))
     if repair and not report.equal:
         again = compare_tables(source, target_url, [t for t in chosen if not report.tables[t.legacy].equal],
-                               jobs=jobs)
+                               jobs=jobs, mapping=mapping)
         for name, verdict in again.items():
             verdict.repaired = report.tables[name].repaired
             report.tables[name] = verdict

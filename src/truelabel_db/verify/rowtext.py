@@ -13,10 +13,10 @@ than PostgreSQL prints) makes its key range differ, and the range is then compar
 with the exact canonical forms of :mod:`.canonical`. A false difference costs time, never a
 wrong verdict.
 
-Fields are separated by ``\\x1f``; NULL is ``\\x1e``. Per type: UUID, text, enum and address as
-PostgreSQL prints them; timestamps as epoch milliseconds (floored, Prisma's precision);
-booleans as ``1``/``0``; integers in decimal; JSON as PostgreSQL's ``jsonb`` prints it; lists
-as a JSON array of strings.
+Fields are separated by ``\\x1f``, the key first; NULL is ``\\x1e``. Per type: UUID, text,
+enum and address as PostgreSQL prints them; timestamps as epoch milliseconds (floored, Prisma's
+precision); booleans as ``1``/``0``; integers in decimal; JSON as PostgreSQL's ``jsonb`` prints
+it; lists as a JSON array of strings; a drifted file's carried columns as their ``jsonb``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from psycopg import sql
 
 from truelabel_db.legacy.encodings import to_epoch_ms
-from truelabel_db.schema.mapping import ColumnMap, TableMap
+from truelabel_db.schema.mapping import EXTRA_COLUMN, ColumnMap, TableMap
 from truelabel_db.schema.transforms import (
     Boolean,
     CommaList,
@@ -51,6 +51,13 @@ SEPARATOR, NULL = "\x1f", "\x1e"
 UNMATCHABLE = "\x00"  # what SQLite's side gives a value it cannot spell like PostgreSQL
 _md5 = hashlib.md5
 _quoted = json.encoder.encode_basestring  # JSON string escaping as PostgreSQL's (C when available)
+
+
+def key_first(table: TableMap) -> list[ColumnMap]:
+    """The columns in text order: the key first, so that a text's first two characters are its
+    key range (what SQLite's side sums by)."""
+    key = table.column_for_target(table.primary_key[0])
+    return [key] + [c for c in table.columns if c is not key]
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
@@ -72,8 +79,10 @@ def _pg_field(col: ColumnMap) -> sql.Composable:
 
 def pg_row_text(table: TableMap) -> sql.Composable:
     joiner = sql.SQL(" || ") + sql.Literal(SEPARATOR) + sql.SQL(" || ")
-    return sql.Composed([part for i, c in enumerate(table.columns)
-                         for part in ((joiner,) if i else ()) + (_pg_field(c),)])
+    fields = [_pg_field(c) for c in key_first(table)]
+    if table.extra:  # a drifted file's carried columns, as one jsonb
+        fields.append(sql.SQL("coalesce({}::text, '{{}}')").format(sql.Identifier(EXTRA_COLUMN)))
+    return sql.Composed([part for i, f in enumerate(fields) for part in ((joiner,) if i else ()) + (f,)])
 
 
 def pg_row_hash(table: TableMap) -> sql.Composable:
@@ -96,6 +105,8 @@ def _json_escaped(col: str) -> str:
 
 
 def _sqlite_field(col: ColumnMap) -> str:
+    if col.absent:  # an older file without this nullable column
+        return quote_literal(NULL)
     q = quote_ident(col.legacy)
     t = col.transform
     if isinstance(t, Uuid):
@@ -121,7 +132,7 @@ def _sqlite_field(col: ColumnMap) -> str:
 
 def sqlite_row_text(table: TableMap) -> str:
     """The row's text in SQLite SQL, valid for rows that pass :func:`sqlite_vouches`."""
-    return f" || {quote_literal(SEPARATOR)} || ".join(_sqlite_field(c) for c in table.columns)
+    return f" || {quote_literal(SEPARATOR)} || ".join(_sqlite_field(c) for c in key_first(table))
 
 
 def sqlite_bucket(table: TableMap) -> str:
@@ -130,9 +141,11 @@ def sqlite_bucket(table: TableMap) -> str:
 
 def sqlite_vouches(table: TableMap) -> str:
     """SQLite's predicate for "this row converts as it is": the copy's checks, and enum labels."""
+    if table.extra:
+        return "0"  # carried columns are encoded in Python: every row goes that way
     checks = []
     for col in table.columns:
-        q, t = quote_ident(col.legacy), col.transform
+        q, t = ("NULL" if col.absent else quote_ident(col.legacy)), col.transform
         check = t.sqlite_check(q, False)
         if isinstance(t, Enum):
             listed = ", ".join(quote_literal(v) for v in (*t.values, *dict(t.aliases)))
@@ -145,9 +158,12 @@ def sqlite_vouches(table: TableMap) -> str:
 
 
 # -- Python -------------------------------------------------------------------------------
-def python_row_text(table: TableMap, values: tuple[Any, ...]) -> str:
-    """The text of a row of converted target values (``ColumnMap.convert(...).value``)."""
-    return SEPARATOR.join(_python_field(c, v) for c, v in zip(table.columns, values))
+def python_row_text(table: TableMap, values: tuple[Any, ...], extra: dict[str, Any] | None = None) -> str:
+    """The text of a row of converted target values (``ColumnMap.convert(...).value``), and of
+    its carried columns (``Extra.convert_values(...).value``) when the table has any."""
+    by_column = dict(zip(table.columns, values))
+    text = SEPARATOR.join(_python_field(c, by_column[c]) for c in key_first(table))
+    return text + SEPARATOR + _jsonb(extra or {}) if table.extra else text
 
 
 def _python_field(col: ColumnMap, value: Any) -> str:
@@ -236,6 +252,8 @@ def _jsonb(node: Any) -> str:
         return "true" if node else "false"
     if isinstance(node, int):
         return str(node)
+    if isinstance(node, float):  # a carried REAL: written as Python prints it, read as numeric
+        node = Decimal(repr(node))
     if isinstance(node, Decimal):
         text = format(node, "f")
         return text.lstrip("-") if node == 0 else text
