@@ -7,11 +7,14 @@ still come out by key.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.fix_legacy import insert
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.legacy.generator import generate
 from truelabel_db.verify.compare import verify
@@ -40,9 +43,10 @@ def test_addresses_are_spelled_as_postgresqls_inet_prints_them(address: str, pg:
     assert inet_text(address) == pg.execute("SELECT abbrev(%s::inet)", (address,)).fetchone()[0]
 
 
-def test_what_does_not_parse_can_never_match() -> None:
+def test_what_does_not_parse_can_never_match_and_null_stays_null() -> None:
     assert jsonb_text(b'{"a": ') == UNMATCHABLE
     assert inet_text("999.1.2.3:x") == UNMATCHABLE
+    assert jsonb_text(None) is None and inet_text(None) is None
 
 
 @pytest.fixture
@@ -76,3 +80,15 @@ def test_a_value_changed_inside_a_json_document_or_a_list_is_named(migrated: Pat
     assert report.tables["products"].different == [product]
     assert report.tables["analytics_events"].different == [stamp]
     assert {n for n, v in report.tables.items() if not v.equal} == {"qr_code_accesses", "products", "analytics_events"}
+
+
+def test_null_json_and_addresses_hash_like_postgresqls_nulls(empty_legacy: Callable[..., Path], pg_url: str,
+                                                              tmp_path: Path) -> None:
+    path = empty_legacy()
+    conn = sqlite3.connect(path)
+    insert(conn, "qr_code_accesses", location=None, ipAddress=None)
+    insert(conn, "qr_code_accesses", ipAddress="2001:db8:0:0::1")
+    conn.commit()
+    run_copy(path, pg_url, CopyOptions(work_dir=tmp_path / "w", workers=1))
+    report = verify(path, pg_url)
+    assert report.equal and report.tables["qr_code_accesses"].mismatched_buckets == 0

@@ -187,8 +187,10 @@ def text_hash(text: bytes | str) -> int:
     return int.from_bytes(hashlib.md5(data).digest()[:5], "big")
 
 
-def inet_text(raw: Any) -> str:
+def inet_text(raw: Any) -> str | None:
     """An address as PostgreSQL's ``inet`` prints it (IPv6 compressed); ``UNMATCHABLE`` if invalid."""
+    if raw is None:
+        return None
     text = str(raw).strip()
     try:
         if "/" not in text:  # the C library's own parser and printer: ten times ipaddress's speed
@@ -222,13 +224,15 @@ class BucketSums:
 
 
 @lru_cache(maxsize=65_536)
-def jsonb_text(raw: bytes) -> str:
+def jsonb_text(raw: bytes | None) -> str | None:
     """JSON text as PostgreSQL's ``jsonb`` prints it (keys by length then bytes, ``", "`` and
     ``": "``, numbers as ``numeric`` prints them); ``UNMATCHABLE`` if it does not parse.
 
     Cached: the same document recurs (a scan's city, an event's origin), and this is the one
     per-value cost of SQLite's side.
     """
+    if raw is None:
+        return None
     try:
         parsed = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse)
     except ValueError:
