@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from truelabel_db.bench.copy_bench import OURS_DB, SNAPSHOT, bench_ours, clean_legacy, legacy_file
 from truelabel_db.bench.measure import run_measured
 
@@ -46,8 +48,6 @@ class VerifyBenchResult:
 
 def bench_verify_once(legacy: Path, admin_url: str, workers: int, work_dir: Path, *, dirty: bool) -> VerifyRun:
     copied = bench_ours(legacy, admin_url, workers, work_dir / "copy", SNAPSHOT)
-    import psycopg
-
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=OURS_DB)
     m = run_measured([sys.executable, "-m", "truelabel_db", "verify", "--source", str(legacy), "--json"],
                      env={**os.environ, "TRUELABEL_TARGET_URL": url})
