@@ -25,26 +25,57 @@ def copy(
     scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     target: TargetOption = None,
     workers: Annotated[int, typer.Option()] = 4,
+    runs: Annotated[int, typer.Option(help="Passes over every contender (ratios are per pass).")] = 1,
+    dirty: Annotated[bool, typer.Option(help="Also copy a dirty file of the same size.")] = True,
+    pgloader: Annotated[bool, typer.Option(help="Also run pgloader, when installed.")] = True,
     work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
-    """Our copy vs pgloader vs PostgreSQL's own COPY on the same clean legacy file."""
+    """Our copy vs the same-work floor (pg_restore of our result) vs pgloader, on the same file."""
     from truelabel_db.bench.copy_bench import run_copy_bench
 
     admin_url = target or DEFAULT_ADMIN_URL
-    result = run_copy_bench(scale, admin_url, workers, work_dir)
-    if json_out:
-        emit_json(result.to_dict())
+    result = run_copy_bench(scale, admin_url, workers, work_dir, runs=runs, dirty=dirty, pgloader=pgloader)
     doc = result.to_dict()
+    if json_out:
+        emit_json(doc)
     err.print(f"legacy file {doc['legacy_path']}: {doc['legacy_rows']:,} rows, {doc['legacy_mb']} MB")
-    view = Table("contender", "rows", "wall s", "rows/s", "MB/s", "peak MB", "note")
-    for c in doc["contenders"]:
-        peak = f"{c['peak_rss_mb']:.0f}" if c["peak_rss_mb"] else "-"
-        view.add_row(c["name"], f"{c['rows']:,}", f"{c['seconds']:.2f}", f"{c['rows_per_second']:,}",
-                     f"{c['mb_per_second']}", peak, c["note"])
+    _wide()
+    for number, run in enumerate(doc["runs"], 1):
+        view = Table("contender", "rows", "wall s", "rows/s", "MB/s", "peak MB", "note",
+                     title=f"run {number}")
+        for c in run["contenders"]:
+            peak = f"{c['peak_rss_mb']:.0f}" if c["peak_rss_mb"] else "-"
+            view.add_row(c["name"], f"{c['rows']:,}", f"{c['seconds']:.2f}", f"{c['rows_per_second']:,}",
+                         f"{c['mb_per_second']}", peak, c["note"])
+        err.print(view)
+        err.print("  " + "; ".join(f"{name.replace('_', ' ')} {value}×" for name, value in run["ratios"].items()))
+
+
+@bench_app.command("verify")
+def verify_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    target: TargetOption = None,
+    workers: Annotated[int, typer.Option()] = 4,
+    runs: Annotated[int, typer.Option(help="Passes (each: copy, then verify the copy).")] = 1,
+    dirty: Annotated[bool, typer.Option(help="Also copy and verify a dirty file of the same size.")] = True,
+    work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """The full verify of a copy beside the copy's own time, on the same file."""
+    from truelabel_db.bench.verify_bench import run_verify_bench
+
+    doc = run_verify_bench(scale, target or DEFAULT_ADMIN_URL, workers, work_dir, runs=runs, dirty=dirty).to_dict()
+    if json_out:
+        emit_json(doc)
+    view = Table("file", "rows", "copy s", "verify s", "verify / copy", "equal", "ranges read row by row",
+                 "verify peak MB")
+    for r in doc["runs"]:
+        view.add_row("dirty" if r["dirty"] else "clean", f"{r['rows']:,}", f"{r['copy_seconds']:.2f}",
+                     f"{r['verify_seconds']:.2f}", f"{r['verify_time_vs_copy']}×", "yes" if r["equal"] else "NO",
+                     str(r["mismatched_ranges"]), f"{r['verify_peak_rss_mb']:.0f}")
+    err.print(f"legacy file {doc['legacy_path']}")
     err.print(view)
-    for name, value in doc["ratios"].items():
-        err.print(f"{name.replace('_', ' ')}: {value}")
 
 
 @bench_app.command("sync")

@@ -1,21 +1,25 @@
-"""Copying one chunk, narrowing any refusal down to the rows that cause it.
+"""Copying one chunk, and finding in one pass the rows PostgreSQL refuses.
 
 The chunk is read and loaded on the fast path inside a savepoint. If PostgreSQL refuses the
-COPY (a value only it can judge: a UUID, an address, a NUL byte), the table switches to the
-strict queries (SQLite checks those shapes too, for the rest of the run) and the chunk is
-tried again. If it is still refused, the range is cut in two and each half tried again, down
-to a few dozen rows; there every row goes through Python's exact
-checks and is loaded alone, and whatever is still refused is quarantined with PostgreSQL's
-own message. Good rows keep the fast path, so one bad row costs a few re-reads, not a chunk
-converted in Python. The whole chunk, its quarantine rows and its "done" mark commit
-together, so a crash redoes it whole.
+COPY (a value only it can judge: a UUID, an address, a NUL byte), its error names the column:
+from then on that column of that table is checked in Python before every chunk is sent, and
+the rows whose value the mapping refuses go to the slow path with the rows SQLite's own checks
+caught (repaired or quarantined). The chunk is then tried again, without them: one refusal
+costs one more read of its chunk, and later chunks none, however many bad values they hold.
+A refusal that names no column (a byte sequence that is not UTF-8) is traced to its row by
+PostgreSQL's record number; one that cannot be traced at all is narrowed by bisecting the
+range, down to a few dozen rows loaded one at a time. The whole chunk, its quarantine rows and
+its "done" mark commit together, so a crash redoes it whole.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +31,24 @@ from truelabel_db.catalog.quarantine import QuarantineRecord, insert_records
 from truelabel_db.copy.reader import (
     ChunkQueries,
     ChunkRead,
-    fetch_by_rowids,
+    column_values,
+    formatted_rowid,
     read_chunk,
+    rows_with_nul,
 )
 from truelabel_db.errors import ReconciliationError
 from truelabel_db.rows.convert import convert_rows, quarantine_record
 from truelabel_db.rows.load import copy_payload
 from truelabel_db.schema.mapping import TableMap
+from truelabel_db.schema.transforms import Inet, Text, Unconvertible, Uuid
 
 # Errors that mean "this data", as opposed to "this connection": only these are narrowed down.
 DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 SMALLEST_RANGE = 32
+MAX_TRACED = 64  # refusals traced by record number in one chunk before bisecting instead
+# A byte PostgreSQL's encoding refuses (NUL, broken UTF-8): the error names no column.
+ENCODING_ERRORS = (psycopg.errors.CharacterNotInRepertoire, psycopg.errors.UntranslatableCharacter)
+ENCODING = "*encoding"
 
 
 @dataclass
@@ -64,19 +75,29 @@ class ChunkOutcome:
 
 @dataclass
 class QueryBook:
-    """Each table's queries, relaxed or strict; shared by the workers of one copy."""
+    """Each table's queries, and the classes of value PostgreSQL has refused in it (shared by
+    the workers of one copy: a class refused once is checked before every later chunk)."""
 
-    relaxed: dict[str, ChunkQueries]
-    strict: dict[str, ChunkQueries]
-    strict_tables: set[str] = field(default_factory=set)
+    queries: dict[str, ChunkQueries]
+    refused: dict[str, set[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def for_tables(cls, tables: list[TableMap]) -> "QueryBook":
-        return cls({t.legacy: ChunkQueries.for_table(t) for t in tables},
-                   {t.legacy: ChunkQueries.for_table(t, strict=True) for t in tables})
+        return cls({t.legacy: ChunkQueries.for_table(t) for t in tables})
 
     def get(self, table: str) -> ChunkQueries:
-        return (self.strict if table in self.strict_tables else self.relaxed)[table]
+        return self.queries[table]
+
+    def checks(self, table: TableMap) -> list[str]:
+        """What this table's chunks check before they are sent (see :func:`_refused_values`)."""
+        with self.lock:
+            return sorted(self.refused.get(table.legacy, ()))
+
+    def learn(self, table: TableMap, check: str) -> None:
+        """Remember a refusal's class: checked before every later chunk of the table is sent."""
+        with self.lock:
+            self.refused.setdefault(table.legacy, set()).add(check)
 
 
 class ChunkCopier:
@@ -102,25 +123,63 @@ class ChunkCopier:
 
     def _copy_range(self, cur: psycopg.Cursor[Any], table: TableMap, low: int, high: int,
                     tally: _Tally) -> None:
-        strict = table.legacy in self.queries.strict_tables
-        read = read_chunk(self.sqlite, self.queries.get(table.legacy), low, high)
-        converted = convert_rows(table, read.other_rows)
+        """Load rowids ``low..high``; each refusal teaches what to send to Python next time."""
+        queries = self.queries.get(table.legacy)
+        excluded = self._refused_in_python(table, low, high)
+        for _ in range(MAX_TRACED):
+            read = read_chunk(self.sqlite, queries, low, high, excluded=excluded)
+            try:
+                with self.pg.transaction():
+                    copy_payload(cur, table, read.csv_payload, csv=True)
+            except DATA_ERRORS as exc:
+                tally.narrowed = True
+                found = self._learn_from(exc, table, queries, low, high, excluded)
+                if found is None:
+                    self._bisect(cur, table, low, high, tally)
+                    return
+                excluded |= found
+                continue
+            tally.add_read(read, table, low, high)
+            self._load_python_rows(cur, table, read.other_rows, tally)
+            return
+        self._bisect(cur, table, low, high, tally)
+
+    def _load_python_rows(self, cur: psycopg.Cursor[Any], table: TableMap, rows: list[tuple[Any, ...]],
+                          tally: _Tally) -> None:
+        """The rows SQLite could not vouch for, converted in Python: in one COPY, or one by one
+        if PostgreSQL refuses what Python accepted."""
+        converted = convert_rows(table, rows)
         try:
             with self.pg.transaction():
-                copy_payload(cur, table, read.csv_payload, csv=True)
                 copy_payload(cur, table, converted.payload)
-        except DATA_ERRORS as exc:
+        except DATA_ERRORS:
             tally.narrowed = True
-            if not strict:
-                self.queries.strict_tables.add(table.legacy)
-                self._copy_range(cur, table, low, high, tally)
-            elif not self._trace_refusals(cur, table, read, exc, tally, (low, high)):
-                self._bisect(cur, table, low, high, tally)
+            self._load_rows_alone(cur, table, rows, tally)
             return
-        tally.add_read(read, table, low, high)
         tally.quarantined += converted.quarantined
         tally.repaired += converted.repaired_rows
         tally.repairs.update(converted.repairs)
+
+    def _learn_from(self, error: psycopg.Error, table: TableMap, queries: ChunkQueries, low: int,
+                    high: int, excluded: set[int]) -> set[int] | None:
+        """The rows to send to Python after this refusal; None when it cannot be traced."""
+        check = ENCODING if isinstance(error, ENCODING_ERRORS) else _refused_column(error, table)
+        if check is not None:
+            self.queries.learn(table, check)
+            found = _refused_values(self.sqlite, table, check, low, high) - excluded
+            if found:
+                return found
+        record = _record_number(error)
+        if record is None:
+            return None
+        rowid = formatted_rowid(self.sqlite, queries, low, high, excluded, record)
+        return None if rowid is None or rowid in excluded else {rowid}
+
+    def _refused_in_python(self, table: TableMap, low: int, high: int) -> set[int]:
+        out: set[int] = set()
+        for check in self.queries.checks(table):
+            out |= _refused_values(self.sqlite, table, check, low, high)
+        return out
 
     def _bisect(self, cur: psycopg.Cursor[Any], table: TableMap, low: int, high: int,
                 tally: _Tally) -> None:
@@ -130,49 +189,6 @@ class ChunkCopier:
         middle = (low + high) // 2
         self._copy_range(cur, table, low, middle, tally)
         self._copy_range(cur, table, middle + 1, high, tally)
-
-    def _trace_refusals(self, cur: psycopg.Cursor[Any], table: TableMap, read: ChunkRead,
-                        first_error: psycopg.Error, tally: _Tally, span: tuple[int, int]) -> bool:
-        """Use PostgreSQL's own record number to isolate each refused row; False if it cannot.
-
-        The good records before a refused one are loaded, the refused row goes to the slow path
-        alone, and the COPY resumes after it: one bad row costs one re-sent suffix.
-        """
-        records = read.csv_payload.split(b"\n")[:-1] if read.csv_payload else []
-        if read.csv_rowids is None or len(records) != len(read.csv_rowids):
-            return False  # a quoted newline inside a value: records and lines differ
-        converted = convert_rows(table, read.other_rows)
-        try:
-            with self.pg.transaction():
-                copy_payload(cur, table, converted.payload)
-        except DATA_ERRORS:
-            return False
-        refused: list[int] = []
-        start, error = 0, first_error
-        while True:
-            number = _record_number(error)
-            if number is None or start + number > len(records):
-                return False
-            bad = start + number - 1
-            try:
-                with self.pg.transaction():
-                    copy_payload(cur, table, _join(records[start:bad]), csv=True)
-            except DATA_ERRORS:
-                return False
-            refused.append(read.csv_rowids[bad])
-            start = bad + 1
-            try:
-                with self.pg.transaction():
-                    copy_payload(cur, table, _join(records[start:]), csv=True)
-                break
-            except DATA_ERRORS as exc:
-                error = exc
-        tally.add_read(read, table, *span)
-        tally.quarantined += converted.quarantined
-        tally.repaired += converted.repaired_rows
-        tally.repairs.update(converted.repairs)
-        self._load_rows_alone(cur, table, fetch_by_rowids(self.sqlite, table, refused), tally)
-        return True
 
     def _row_by_row(self, cur: psycopg.Cursor[Any], table: TableMap, low: int, high: int,
                     tally: _Tally) -> None:
@@ -202,7 +218,47 @@ class ChunkCopier:
                 tally.repairs.update(row.repairs)
 
 
+def _refused_values(conn: sqlite3.Connection, table: TableMap, check: str, low: int, high: int) -> set[int]:
+    """The rowids in the range that ``check`` sends to Python: NUL bytes in any column (the
+    encoding check, in SQLite), or a value of one column that the mapping refuses or has to
+    repair (whose raw form PostgreSQL may refuse)."""
+    if check == ENCODING:
+        return rows_with_nul(conn, table, low, high)
+    column = next(c for c in table.columns if c.legacy == check)
+    plain = _PLAIN.get(type(column.transform))
+    out = set()
+    for rowid, value in column_values(conn, table, column, low, high):
+        if plain is not None and isinstance(value, str) and plain(value):
+            continue  # the common, clean case, decided in C
+        try:
+            if column.convert(value).repair is None:
+                continue
+        except Unconvertible:
+            pass
+        out.add(int(rowid))
+    return out
+
+
+def _plain_address(text: str) -> bool:
+    """An address exactly as PostgreSQL takes and prints it (the C library's parser)."""
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, text)) == text
+    except OSError:
+        return False
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Values that need no look from the mapping: a tenth of the cost of converting them.
+_PLAIN: dict[type, Callable[[str], bool]] = {
+    Inet: _plain_address,
+    Uuid: lambda text: _UUID.fullmatch(text) is not None,
+    Text: lambda text: "\x00" not in text,
+}
+
+
 _RECORD = re.compile(r"\bline (\d+)")
+_COLUMN = re.compile(r"\bcolumn (\w+)")
 
 
 def _record_number(error: psycopg.Error) -> int | None:
@@ -211,8 +267,10 @@ def _record_number(error: psycopg.Error) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _join(records: list[bytes]) -> bytes:
-    return b"".join(r + b"\n" for r in records)
+def _refused_column(error: psycopg.Error, table: TableMap) -> str | None:
+    """The legacy name of the mapped column whose value PostgreSQL refused, if its error says."""
+    match = _COLUMN.search(getattr(error.diag, "context", None) or "")
+    return next((c.legacy for c in table.columns if match and c.target == match.group(1)), None)
 
 
 def worker_connections(snapshot: Path, target_url: str) -> tuple[sqlite3.Connection, psycopg.Connection]:

