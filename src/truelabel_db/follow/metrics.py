@@ -25,7 +25,10 @@ COUNTERS = (("changes_applied", "Changelog rows applied since the follower start
             ("retries", "Backoffs after a failure since the follower started"),
             ("trimmed", "Applied changelog rows trimmed from the legacy file since the follower started"),
             ("verifications", "Periodic verifications run since the follower started"),
-            ("rows_resynced", "Rows the periodic verification found different and resynced"))
+            ("rows_resynced", "Rows the periodic verification found different and resynced"),
+            ("quarantined", "Changes that went to the quarantine instead of PostgreSQL (orphans, refused values)"),
+            ("pulled_forward", "Rows applied ahead of their own changelog entry to settle a constraint"),
+            ("held", "Rows kept in PostgreSQL under --orphans keep that SQLite deleted"))
 
 
 class FollowCollector(Collector):
