@@ -5,12 +5,12 @@
 pool, so a request waiting for the database holds no thread; on SQLite the blocking paths run
 in worker threads. Each handler takes the current backend once, so a primary switch
 mid-request is invisible to it. Scans are group-committed (``group_commit``): a request is
-answered once its scan is committed, together with its neighbours'.
+answered once its scan is committed, together with its neighbours'. ``POST /scans`` itself is
+answered on raw ASGI ahead of FastAPI (``scan_endpoint``): it is the hottest request.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,18 +19,18 @@ from typing import Any
 
 import orjson
 import psycopg
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from psycopg_pool import PoolTimeout
 
 from truelabel_db.cache.stats import hit_ratios, prometheus
 from truelabel_db.errors import TargetError
-from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.backend import Backend, GateHeld, data_error
 from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter, Overloaded
 from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
+from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 from truelabel_db.service.jobs import Jobs
 
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
@@ -42,21 +42,13 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def _client_ip(request: Request) -> str | None:
-    host = request.client.host if request.client else None
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None  # a test client or a proxy's name: no address is better than a wrong one
-
-
 def _unavailable(exc: BaseException) -> HTTPException:
     """A write that could not be made now: 503 and when to retry; never acknowledged."""
     reason = str(exc) if isinstance(exc, (GateHeld, Overloaded)) else f"database unavailable: {type(exc).__name__}"
     return HTTPException(503, reason, headers={"Retry-After": "1"})
 
 
-def create_app(config: ServiceConfig) -> FastAPI:
+def create_app(config: ServiceConfig) -> ServiceApp:
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -111,18 +103,28 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise HTTPException(404, "no such product")
         return _json(found)
 
-    @app.post("/scans", summary="A consumer scanned a QR code: record the scan, answer with the product")
-    async def scan(request: Request, qr_code: str = Body(..., embed=True, min_length=1, max_length=200),
-                   user_agent: str | None = Body(None, embed=True, max_length=500)) -> Any:
-        agent = user_agent or request.headers.get("user-agent")
-        if "\x00" in qr_code or (agent and "\x00" in agent):
-            raise HTTPException(422, "qr_code and user_agent cannot hold a NUL character")
-        recorded = Scan(qr_code, _client_ip(request), agent, datetime.now(timezone.utc))
-        try:
-            found = await state["committer"].submit(recorded)
-        except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        return _json({"recorded": True, "product": found})
+    def scan_refusal(exc: BaseException) -> ScanRefused | None:
+        """A scan not recorded: 503 when it may work later, 422 when the database refused its data."""
+        if isinstance(exc, UNAVAILABLE):
+            return ScanRefused(503, _unavailable(exc).detail, {"Retry-After": "1"})
+        if data_error(exc):
+            return ScanRefused(422, "refused by the database: " + (str(exc).strip().splitlines() or ["?"])[0])
+        return None
+
+    async def answer(body: bytes, agent: str | None, host: str | None) -> Answer:
+        return await answer_scan(state["committer"].submit, body, agent, host, scan_refusal)
+
+    @app.post("/scans", summary="A consumer scanned a QR code: record the scan, answer with the product",
+              description="Answered once the scan is committed (group commit). Body: "
+                          '{"qr_code": "TL-...", "user_agent": optional}.',
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["qr_code"],
+                  "properties": {"qr_code": {"type": "string", "minLength": 1, "maxLength": 200},
+                                 "user_agent": {"type": "string", "maxLength": 500}}}}}}})
+    async def scan(request: Request) -> Any:
+        status, payload, headers = await answer(await request.body(), request.headers.get("user-agent"),
+                                                request.client.host if request.client else None)
+        return Response(payload, status_code=status, headers=headers, media_type="application/json")
 
     @app.post("/scans/batch", summary="Many scans at once (edge collectors, offline apps); each row judged alone",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -175,9 +177,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                        f"truelabel_service_group_commits_total {commits.batches}\n"
                        f"truelabel_service_group_committed_scans_total {commits.scans}\n")
 
-    return app
+    return ServiceApp(app, answer)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ServiceApp:
     """The factory uvicorn's workers call: the configuration comes from the environment."""
     return create_app(ServiceConfig.from_env())

@@ -128,9 +128,9 @@ def _scan(row: Any, received_at: datetime, limits: Limits) -> Scan:
     if valid.scanned_at is not None:
         at = datetime.fromisoformat(valid.scanned_at).astimezone(timezone.utc)
         if at > received_at + limits.max_skew:
-            raise ValueError(f"scanned_at {valid.scanned_at} is in the future")
+            raise ValueError(f"scanned_at: {valid.scanned_at} is in the future")
         if at < received_at - limits.max_age:
-            raise ValueError(f"scanned_at {valid.scanned_at} is older than the scans' retention")
+            raise ValueError(f"scanned_at: {valid.scanned_at} is older than the scans' retention")
     return Scan(valid.qr_code, valid.ip_address, valid.user_agent, at, valid.id)
 
 
@@ -138,7 +138,7 @@ def _reason(exc: ValueError) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "scan"
-        return f"{where}: {first['msg']}"
+        return f"{where}: {first['msg'].removeprefix('Value error, ')}"
     return str(exc)
 
 
