@@ -28,14 +28,16 @@ def connection_scaling(url: str, counts: tuple[int, ...], *, pool_size: int = 20
     if max(counts, default=0) > MAX_CLIENTS:
         raise ValueError(f"at most {MAX_CLIENTS} client connections")
     dbname = conninfo_to_dict(url)["dbname"]
-    rows = [_measure("PostgreSQL", url, url, dbname, n, seconds, prepare=True) for n in counts]
+    rows = [measure_clients("PostgreSQL", url, url, dbname, n, seconds, prepare=True) for n in counts]
     with PgBouncer(url, settings=PoolerSettings(pool_size=pool_size, max_client_conn=MAX_CLIENTS + 100)) as bouncer:
-        rows += [_measure("PgBouncer", bouncer.url, url, dbname, n, seconds, prepare=False) for n in counts]
+        rows += [measure_clients("PgBouncer", bouncer.url, url, dbname, n, seconds, prepare=False) for n in counts]
     return rows
 
 
-def _measure(through: str, client_url: str, monitor_url: str, dbname: str, clients: int, seconds: float, *,
-             prepare: bool) -> dict[str, Any]:
+def measure_clients(through: str, client_url: str, monitor_url: str, dbname: str, clients: int, seconds: float, *,
+                    prepare: bool) -> dict[str, Any]:
+    """``clients`` connections to ``client_url``, each querying once a second; the most backends
+    of ``dbname`` seen meanwhile (through ``monitor_url``, straight to the server)."""
     peak = [0]
     stop = threading.Event()
 

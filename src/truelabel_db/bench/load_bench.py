@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -114,9 +115,16 @@ class ServiceProcess:
         env.pop("TRUELABEL_REDIS_URL", None)
         if redis_url:
             argv += ["--redis", redis_url]
-        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # stderr into a file, not a pipe: a pipe nobody reads while the service runs fills up (a
+        # traceback per failed request) and stops the service in the middle of a write
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                         start_new_session=True)
         self.cache = cache
+
+    def stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-300:]
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.base + "/health", timeout=5) as response:
@@ -127,7 +135,7 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.process.stderr.read().decode()[-300:]}")
+                raise RuntimeError(f"serve exited: {self.stderr_tail()}")
             try:
                 health = self.health()
                 if not self.cache or health["jobs"]["warmed_at"]:
@@ -148,8 +156,7 @@ class ServiceProcess:
             except ProcessLookupError:
                 pass
             self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._stderr.close()
 
 
 class BackendSampler:

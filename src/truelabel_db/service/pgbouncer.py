@@ -96,6 +96,7 @@ class PgBouncer:
             "pool_mode": "transaction", "default_pool_size": self.settings.pool_size,
             "max_db_connections": self.settings.pool_size, "max_client_conn": self.settings.max_client_conn,
             "reserve_pool_size": 0, "server_lifetime": 3600, "ignore_startup_parameters": "extra_float_digits",
+            "log_connections": 0, "log_disconnections": 0,   # thousands of clients: log what goes wrong only
             "admin_users": self.user, "stats_users": self.user,
             "logfile": self.work_dir / "pgbouncer.log", "pidfile": self.work_dir / "pgbouncer.pid",
         }
@@ -119,8 +120,9 @@ class PgBouncer:
     def start(self, timeout: float = 15.0) -> "PgBouncer":
         config = self._write_config()
         user = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []} if self._user else {}
-        self._process = subprocess.Popen([self.binary, str(config)], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # Its log goes to the file only: a pipe nobody reads fills up and stops PgBouncer mid-write.
+        self._process = subprocess.Popen([self.binary, "--quiet", str(config)], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          preexec_fn=_child_setup, **user)  # type: ignore[call-overload]
         self._wait_ready(timeout)
         return self
@@ -149,8 +151,6 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process is not None and self._process.stderr is not None:
-            self._process.stderr.close()
         self._process = None
         if self._owns_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -171,8 +171,6 @@ class PgBouncer:
             lines = (self.work_dir / "pgbouncer.log").read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        if not lines and self._process is not None and self._process.stderr is not None:
-            lines = self._process.stderr.read().decode(errors="replace").strip().splitlines()
         return redact(lines[-1]) if lines else "no log"
 
     def __enter__(self) -> "PgBouncer":
