@@ -248,3 +248,28 @@ async def run_arrivals(base: str, targets: Targets, load: Arrivals, seed: int = 
                 due += rng.expovariate(load.rate)
         await asyncio.gather(*tasks)
     return measured
+
+
+def main() -> None:
+    """``python -m truelabel_db.bench.load_model``: one run in a process of its own (so that its
+    CPU time is measurable apart), targets from a JSON file, the result as JSON on stdout."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--targets", required=True, type=Path)
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--mix", default="read")
+    parser.add_argument("--think", type=float, default=5.0)
+    parser.add_argument("--ramp", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    targets = Targets(**json.loads(args.targets.read_text()))
+    load = Users(args.users, args.mix, args.think, args.ramp, args.seconds)
+    print(json.dumps(asyncio.run(run_users(args.base, targets, load)).to_dict()))
+
+
+if __name__ == "__main__":
+    main()

@@ -231,6 +231,34 @@ def load(
     err.print(goals)
 
 
+@bench_app.command("generators")
+def generators(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")] =
+        "redis://127.0.0.1:6379/12",
+    users: Annotated[int, typer.Option(help="People browsing at once.")] = 5000,
+    think: Annotated[float, typer.Option(help="Their mean think time, seconds.")] = 5.0,
+    ramp: Annotated[float, typer.Option(help="Seconds over which they arrive.")] = 15.0,
+    seconds: Annotated[float, typer.Option(help="Measured seconds after the ramp.")] = 30.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """Locust's FastHttpUser against our aiohttp generator: CPU per request and what each measures."""
+    from truelabel_db.bench.generator_compare import run_generator_bench
+
+    doc = run_generator_bench(scale, redis_url, work_dir, users=users, think=think, ramp=ramp, seconds=seconds)
+    if json_out:
+        emit_json(doc)
+    _wide()
+    view = Table("generator", "req/s", f"offered {doc['offered_rps']:,.0f}/s", "errors", "p50 ms", "p99 ms",
+                 "p99.9 ms", "sent late p99 ms", "CPU s", "CPU ms / request")
+    for r in doc["runs"]:
+        view.add_row(r["generator"], f"{r['rps']:,.1f}", f"{r['rps'] / doc['offered_rps']:.0%}", str(r["errors"]),
+                     _ms(r["p50_ms"]), _ms(r["p99_ms"]), _ms(r["p999_ms"]), _ms(r["late_p99_ms"]),
+                     f"{r['cpu_s']:.1f}", f"{r['cpu_ms_per_request']:.3f}")
+    err.print(view)
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
