@@ -231,6 +231,28 @@ def load(
     err.print(goals)
 
 
+@bench_app.command("explain")
+def explain(
+    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    target: TargetOption = None,
+    prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of every hot path; --target explains an existing database as it is."""
+    from truelabel_db.bench.explain import explain_hot_paths
+    from truelabel_db.bench.queries_bench import prepare
+
+    url = target or prepare(scale, prepare_on, work_dir, name="explain", indexed=False)[2]
+    plans = explain_hot_paths(url, progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    if json_out:
+        emit_json(plans)
+    for name, plan in plans.items():
+        err.print(f"[bold]{name}[/]")
+        err.print(plan, markup=False, highlight=False, soft_wrap=True)
+        err.print()
+
+
 @bench_app.command("generators")
 def generators(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
