@@ -126,9 +126,21 @@ class ServiceProcess:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")[-300:]
 
-    def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.base + "/health", timeout=5) as response:
+    def health(self, timeout: float = 5.0) -> dict[str, Any]:
+        with urllib.request.urlopen(self.base + "/health", timeout=timeout) as response:
             return json.load(response)
+
+    def settle(self, limit: float = 180.0) -> dict[str, Any] | None:
+        """Wait until the service answers /health within a second again: an overloaded service
+        still works through requests its clients gave up on, and the next load must not inherit
+        them. None if it never does within ``limit`` seconds."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                return self.health(timeout=1.0)
+            except OSError:
+                time.sleep(1.0)
+        return None
 
     def wait_ready(self, timeout: float = 1200.0) -> None:
         """Until /health answers and, with the cache on, the start-up warming has run."""
@@ -213,8 +225,9 @@ def run_config(database: str, locator: str, cache: bool, pooled: bool, *, plan: 
                 progress(f"{config_name(database, cache, pooled)}: {load.describe()}")
                 with BackendSampler(monitor_url if database == "postgresql" else None, dbname) as sampler:
                     measured = measure_load(service.base, targets, load)
+                health = service.settle()
                 rows.append({"database": database, "pgbouncer": pooled, "cache": cache, **measured.to_dict(),
-                             "backends": sampler.peak, "group_commit": service.health()["group_commit"]})
+                             "backends": sampler.peak, "group_commit": health["group_commit"] if health else None})
                 if isinstance(step, list) and not within_bound(rows[-1]):
                     break   # past this service's capacity: higher rates only queue more
     finally:
