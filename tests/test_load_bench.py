@@ -33,6 +33,9 @@ def test_people_scans_and_batches_against_serve_are_counted_without_errors(share
     read = people.to_dict()
     assert read["requests"] > 20 and read["errors"] == 0 and read["writes"] == 0
     assert read["p50_ms"] <= read["p99_ms"] <= read["p999_ms"] and read["connections"] == 20
+    assert sum(r["requests"] for r in read["routes"].values()) == read["requests"]
+    assert set(read["routes"]) <= {"/products/{id}", "/products", "/brands/{id}/dashboard", "/brands/{id}/analytics",
+                                   "/validations/queue", "/search"}
     assert scans.requests > 20 and not scans.errors and scans.writes == scans.requests   # each acknowledged
     assert batches.requests > 0 and not batches.errors and batches.writes == 20 * batches.requests
     assert bench_rows(shared_pair.url) - before >= scans.writes + batches.writes          # and durable

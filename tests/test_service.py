@@ -170,3 +170,17 @@ def test_a_write_the_fence_refuses_goes_to_the_new_primary_instead(fresh_pair: P
         threading.Timer(0.2, lambda: gate.publish_primary("postgresql", describe(fresh_pair.url))).start()
         assert client.post("/scans", json={"qr_code": code}).status_code == 200
         assert scans_in_postgres(fresh_pair.url, code) == in_pg + 1
+
+
+def test_on_the_async_pool_the_service_answers_as_on_threads(shared_pair: Pair) -> None:
+    refresh(shared_pair.url)
+    with serving(shared_pair.url, cache=False) as threads, serving(shared_pair.url, cache=False,
+                                                                   async_pool=True) as pooled:
+        brand = threads.get("/products?limit=1").json()[0]["user_id"]
+        for url in ("/products?limit=20", f"/brands/{brand}/dashboard", "/validations/queue?limit=10",
+                    f"/brands/{brand}/analytics?days=7"):
+            assert threads.get(url).json() == pooled.get(url).json(), url
+        code = next(p["qr_code"] for p in pooled.get("/products?limit=20").json() if p["qr_code"])
+        before = scans_in_postgres(shared_pair.url, code)
+        assert pooled.post("/scans", json={"qr_code": code}).json()["product"]["qr_code"] == code
+        assert scans_in_postgres(shared_pair.url, code) == before + 1

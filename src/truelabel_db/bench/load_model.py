@@ -95,6 +95,7 @@ class Measured:
     errors: Counter[str] = field(default_factory=Counter)
     writes: int = 0
     lateness_ms: list[float] = field(default_factory=list)
+    by_route: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -106,6 +107,15 @@ class Measured:
         ordered = sorted(self.latencies_ms)
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
 
+    def routes(self) -> dict[str, dict[str, Any]]:
+        """Each route's share and latency: which request a p99 is made of."""
+        out = {}
+        for route, samples in sorted(self.by_route.items()):
+            ordered = sorted(samples)
+            out[route] = {"requests": len(ordered), "p50_ms": round(ordered[len(ordered) // 2], 1),
+                          "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         late = sorted(self.lateness_ms)
         return {"load": self.load, "connections": self.connections, "seconds": self.seconds,
@@ -113,7 +123,8 @@ class Measured:
                 "writes_per_s": round(self.writes / self.seconds, 1), "writes": self.writes,
                 "p50_ms": self.percentile(0.5), "p99_ms": self.percentile(0.99), "p999_ms": self.percentile(0.999),
                 "errors": sum(self.errors.values()), "error_kinds": dict(self.errors),
-                "late_p99_ms": round(late[int(0.99 * (len(late) - 1))], 1) if late else None}
+                "late_p99_ms": round(late[int(0.99 * (len(late) - 1))], 1) if late else None,
+                "routes": self.routes()}
 
 
 def check_bounds(base: str, load: Users | Arrivals) -> None:
@@ -177,11 +188,21 @@ async def _send(session: aiohttp.ClientSession, base: str, request: tuple[str, s
         error = type(exc).__name__
     if not counted:
         return
-    measured.latencies_ms.append((time.perf_counter() - due) * 1000)
+    elapsed = (time.perf_counter() - due) * 1000
+    measured.latencies_ms.append(elapsed)
+    measured.by_route.setdefault(route_of(path), []).append(elapsed)
     if error is not None:
         measured.errors[error] += 1
     elif method == "POST":
         measured.writes += _rows_written(path, payload)
+
+
+def route_of(path: str) -> str:
+    """``/brands/<id>/dashboard`` → ``/brands/{id}/dashboard``: requests grouped by route."""
+    parts = path.split("?")[0].strip("/").split("/")
+    if parts[0] in ("products", "brands") and len(parts) > 1:
+        parts[1] = "{id}"
+    return "/" + "/".join(parts)
 
 
 def _rows_written(path: str, payload: bytes) -> int:
