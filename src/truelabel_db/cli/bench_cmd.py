@@ -253,6 +253,30 @@ def explain(
         err.print()
 
 
+@bench_app.command("pools")
+def pools(
+    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    target: TargetOption = None,
+    prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
+    calls: Annotated[int, typer.Option(help="Calls per case.")] = 3000,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """psycopg's blocking pool in threads against its async pool: hot-path calls per second."""
+    from truelabel_db.bench.pool_compare import compare_pools
+    from truelabel_db.bench.queries_bench import prepare
+
+    url = target or prepare(scale, prepare_on, work_dir, name="explain", indexed=False)[2]
+    rows = compare_pools(url, calls=calls)
+    if json_out:
+        emit_json(rows)
+    _wide()
+    view = Table("case", "blocking pool, threads", "async pool, asyncio", "async pool, uvloop")
+    for r in rows:
+        view.add_row(r["case"], f"{r['threads']:,}/s", f"{r['async (asyncio)']:,}/s", f"{r['async (uvloop)']:,}/s")
+    err.print(view)
+
+
 @bench_app.command("generators")
 def generators(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
