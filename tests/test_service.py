@@ -184,3 +184,19 @@ def test_on_the_async_pool_the_service_answers_as_on_threads(shared_pair: Pair) 
         before = scans_in_postgres(shared_pair.url, code)
         assert pooled.post("/scans", json={"qr_code": code}).json()["product"]["qr_code"] == code
         assert scans_in_postgres(shared_pair.url, code) == before + 1
+
+
+def test_a_scan_that_is_not_one_is_refused_with_422_and_nothing_is_recorded(shared_pair: Pair) -> None:
+    with psycopg.connect(shared_pair.url) as conn:
+        before = conn.execute("SELECT count(*) FROM qr_code_access").fetchone()[0]
+    with serving(shared_pair.url, cache=False) as client:
+        for body in (b"{nope", b'["TL-1"]', b"{}", b'{"qr_code": ""}', b'{"qr_code": 7}',
+                     b'{"qr_code": "' + b"X" * 201 + b'"}', b'{"qr_code": "TL-1\\u0000"}',
+                     b'{"qr_code": "TL-1", "user_agent": 5}'):
+            answer = client.post("/scans", content=body, headers={"Content-Type": "application/json"})
+            assert answer.status_code == 422 and answer.json()["detail"], body
+        huge = client.post("/scans", content=b'{"qr_code": "TL-1", "pad": "' + b"x" * 20_000 + b'"}')
+        assert huge.status_code == 413
+        assert "/scans" in client.get("/openapi.json").json()["paths"]
+    with psycopg.connect(shared_pair.url) as conn:
+        assert conn.execute("SELECT count(*) FROM qr_code_access").fetchone()[0] == before

@@ -104,15 +104,14 @@ class ServiceApp:
 async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes:
     """The whole body, but never much more than ``MAX_BODY`` (the answer is then 413)."""
     chunks: list[bytes] = []
-    size = 0
+    room = MAX_BODY + 1            # one byte past the limit is enough to say it was passed
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= MAX_BODY + 1:
-            chunks.append(chunk)
+        chunk = message.get("body", b"")[:room]
+        chunks.append(chunk)
+        room -= len(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
