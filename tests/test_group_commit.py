@@ -183,7 +183,8 @@ def test_past_its_bound_the_queue_refuses_at_once_instead_of_growing(shared_pair
     paths = PostgresHotPaths(shared_pair.url, max_size=2)
 
     async def scenario() -> None:
-        committer = GroupCommitter(InThreads(paths).scan_many, GroupCommitConfig(window=0.5, max_queued=3, flushers=1)).start()
+        config = GroupCommitConfig(window=0.5, max_queued=3, flushers=1)
+        committer = GroupCommitter(InThreads(paths).scan_many, config).start()
         waiting = [asyncio.create_task(committer.submit(Scan(code, None, "bound")))]
         await asyncio.sleep(0.05)         # taken by the flusher, which gathers for 0.5 s
         waiting += [asyncio.create_task(committer.submit(Scan(code, None, "bound"))) for _ in range(3)]

@@ -38,6 +38,10 @@ def agents_in_sqlite(pair: Pair, prefix: str) -> list[str]:
             'SELECT "userAgent" FROM qr_code_accesses WHERE "userAgent" LIKE ?', (prefix + "%",)))
 
 
+def stored_agents(pair: Pair, side: str, prefix: str) -> list[str]:
+    return agents_in_postgres(pair.url, prefix) if side == "postgresql" else agents_in_sqlite(pair, prefix)
+
+
 def a_mixed_batch(prefix: str) -> tuple[list[object], dict[int, str]]:
     """Rows, and for each bad row's index a word its rejection must mention."""
     now = datetime.now(timezone.utc)
@@ -76,7 +80,7 @@ def test_bad_rows_are_rejected_by_index_and_the_good_ones_kept(shared_pair: Pair
     for rejection in body["rejected"]:
         assert bad[rejection["index"]].lower() in rejection["error"].lower(), rejection
     assert body["accepted"] == body["inserted"] == 3 and body["duplicates"] == 0
-    stored = agents_in_postgres(shared_pair.url, prefix) if side == "postgresql" else agents_in_sqlite(shared_pair, prefix)
+    stored = stored_agents(shared_pair, side, prefix)
     assert stored == sorted(f"{prefix}{n}" for n in (0, 2, 12))
 
 
@@ -92,7 +96,7 @@ def test_a_retried_batch_with_ids_is_not_stored_twice(shared_pair: Pair, side: s
         again = client.post("/scans/batch", json={"scans": rows + [{**rows[0], "id": str(uuid.uuid4())}]}).json()
     assert (first["inserted"], first["duplicates"]) == (5, 0)
     assert (again["accepted"], again["inserted"], again["duplicates"]) == (6, 1, 5)
-    stored = agents_in_postgres(shared_pair.url, prefix) if side == "postgresql" else agents_in_sqlite(shared_pair, prefix)
+    stored = stored_agents(shared_pair, side, prefix)
     assert len(stored) == 6
 
 
@@ -139,8 +143,8 @@ def test_a_row_the_database_refuses_is_rejected_by_index_and_the_rest_kept(fresh
 
 
 def test_parse_batch_stamps_rows_without_a_time_with_the_moment_received() -> None:
-    batch = parse_batch(b'{"scans": [{"qr_code": "TL-1"}, {"qr_code": "TL-2", "scanned_at": "2026-11-29T11:00:00+01:00"}]}',
-                        NOW, Limits())
+    body = b'{"scans": [{"qr_code": "TL-1"}, {"qr_code": "TL-2", "scanned_at": "2026-11-29T11:00:00+01:00"}]}'
+    batch = parse_batch(body, NOW, Limits())
     assert [s.moment() for s in batch.scans] == [NOW, datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)]
     with pytest.raises(BatchRefused):
         parse_batch(b'{"scans": []}' * 2, NOW, Limits())

@@ -53,7 +53,8 @@ def run_ours(base: str, targets_file: Path, users: int, think: float, ramp: floa
     total = doc["requests"] * (seconds + ramp) / seconds   # CPU covers the ramp's requests too
     return {"generator": "aiohttp (ours)", "rps": doc["rps"], "errors": doc["errors"], "p50_ms": doc["p50_ms"],
             "p99_ms": doc["p99_ms"], "p999_ms": doc["p999_ms"], "late_p99_ms": doc["late_p99_ms"],
-            "cpu_s": round(cpu, 1), "cpu_ms_per_request": round(1000 * cpu / max(total, 1), 3), "wall_s": round(wall, 1)}
+            "cpu_s": round(cpu, 1), "cpu_ms_per_request": round(1000 * cpu / max(total, 1), 3),
+            "wall_s": round(wall, 1)}
 
 
 def run_locust(base: str, targets_file: Path, users: int, think: float, ramp: float, seconds: float) -> dict[str, Any]:

@@ -82,5 +82,6 @@ def serve(
                            warm_interval=warm_every, warm_brands=warm_brands, legacy_mode=legacy_mode,
                            replicas=tuple(replica or ()), replica_max_lag=replica_max_lag)
     pooler = PoolerSettings(pool_size=pgbouncer_pool_size) if pgbouncer else None
-    run_service(config, host=host, port=port, workers=workers, pooler=pooler, pooler_dir=pgbouncer_dir, keep_alive=keep_alive,
+    run_service(config, host=host, port=port, workers=workers, pooler=pooler, pooler_dir=pgbouncer_dir,
+                keep_alive=keep_alive,
                 announce=err.print)

@@ -150,7 +150,8 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "inserted": self.inserted, "duplicates": self.accepted - self.inserted,
-                "rejected": [{"index": r.index, "error": r.error} for r in sorted(self.rejected, key=lambda r: r.index)]}
+                "rejected": [{"index": r.index, "error": r.error}
+                             for r in sorted(self.rejected, key=lambda r: r.index)]}
 
 
 async def ingest(batch: Batch, write: Callable[[Sequence[Scan]], Awaitable[Ingested]],

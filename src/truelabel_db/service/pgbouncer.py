@@ -139,8 +139,9 @@ class PgBouncer:
             except psycopg.Error as exc:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TargetError(f"PgBouncer cannot reach PostgreSQL {describe(make_conninfo(**self.upstream))}: "
-                                      f"{redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')}") from exc
+                    reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    where = describe(make_conninfo(**self.upstream))
+                    raise TargetError(f"PgBouncer cannot reach PostgreSQL {where}: {reason}") from exc
                 time.sleep(0.1)
 
     def stop(self) -> None:
