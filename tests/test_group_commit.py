@@ -198,3 +198,31 @@ def test_past_its_bound_the_queue_refuses_at_once_instead_of_growing(shared_pair
         asyncio.run(scenario())
     finally:
         paths.close()
+
+
+def test_scans_reach_the_database_while_reads_fill_every_thread(shared_pair: Pair) -> None:
+    from anyio import to_thread
+
+    from truelabel_db.hotpaths.awaitable import InThreads, ReadAdmission
+
+    code = some_code(shared_pair.url)
+    paths = PostgresHotPaths(shared_pair.url, max_size=8)
+
+    async def scenario() -> None:
+        to_thread.current_default_thread_limiter().total_tokens = 4   # the readers' threads
+        threads = InThreads(paths, write_threads=2, admission=ReadAdmission(limit=6))
+        with psycopg.connect(shared_pair.url) as locker:
+            locker.execute("LOCK TABLE validations IN ACCESS EXCLUSIVE MODE")   # every product list hangs
+            reads = [asyncio.create_task(threads.product_list(5)) for _ in range(6)]
+            await asyncio.sleep(0.3)
+            with pytest.raises(Overloaded):                  # the seventh is refused, not queued
+                await threads.product_list(5)
+            found = await asyncio.wait_for(threads.scan_many([Scan(code, None, "not-behind-reads")]), 10)
+            assert found[0] is not None and found[0]["qr_code"] == code
+            locker.rollback()
+        assert len(await asyncio.gather(*reads)) == 6
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        paths.close()

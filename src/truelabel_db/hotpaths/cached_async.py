@@ -1,7 +1,8 @@
 """The cached hot paths awaited from the event loop, without a thread for a hit in memory.
 
 A read whose key is in this process's L1 is answered on the event loop: a dictionary lookup.
-Anything else goes through ``CachedHotPaths`` in a worker thread, because the layers below
+Anything else goes through ``CachedHotPaths`` in a worker thread (admitted as the blocking
+paths' reads are, see ``awaitable``), because the layers below
 (Redis, the cache table, the loader's stampede protection and its invalidation token) are
 blocking code; the loader there uses the blocking pool. Writes skip the cache (see
 ``CachedHotPaths``): they go to ``writes``, the same async implementation the service uses
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from truelabel_db.cache import keys
 from truelabel_db.cache.memory import MemoryLayer
-from truelabel_db.hotpaths.awaitable import AsyncHotPaths, in_thread
+from truelabel_db.hotpaths.awaitable import AsyncHotPaths, ReadAdmission
 from truelabel_db.hotpaths.base import Ingested, Scan
 from truelabel_db.hotpaths.cached import CachedHotPaths
 from truelabel_db.hotpaths.shape import Record
@@ -24,16 +25,17 @@ T = TypeVar("T")
 
 
 class AsyncCachedHotPaths:
-    def __init__(self, cached: CachedHotPaths, writes: AsyncHotPaths) -> None:
+    def __init__(self, cached: CachedHotPaths, writes: AsyncHotPaths, admission: ReadAdmission | None = None) -> None:
         self.cached, self.writes = cached, writes
         self.kind = cached.kind
+        self.admission = admission or ReadAdmission()
 
     async def _read(self, key: str, method: Callable[..., T], *args: Any) -> T:
         value = self.cached.cache.l1.get(key)
         if value is not MemoryLayer.MISSING:
             self.cached.cache.stats.hit("l1")
             return value
-        return await in_thread(method, *args)
+        return await self.admission.run(method, *args)
 
     async def product_list(self, limit: int = 1000) -> list[Record]:
         return await self._read(keys.latest_products(limit), self.cached.product_list, limit)

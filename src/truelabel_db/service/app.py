@@ -71,6 +71,12 @@ def create_app(config: ServiceConfig) -> ServiceApp:
     def backend() -> Backend:
         return state["backend"]
 
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, exc: Overloaded) -> Response:
+        """Shed load at once (503, retry shortly) rather than queue what a client will give up on."""
+        return Response(orjson.dumps({"detail": str(exc)}), status_code=503, media_type="application/json",
+                        headers={"Retry-After": "1"})
+
     @app.get("/health", summary="Which database is serving, and whether it answers")
     def health() -> dict[str, Any]:
         current = backend().current

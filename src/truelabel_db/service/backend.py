@@ -32,7 +32,7 @@ from truelabel_db.client import AppGate
 from truelabel_db.cutover.fence import MESSAGE as FENCE_MESSAGE
 from truelabel_db.cutover.gate import GateError, Primary
 from truelabel_db.hotpaths import PostgresHotPaths, is_postgres_url, open_hot_paths
-from truelabel_db.hotpaths.awaitable import AsyncHotPaths, InThreads, in_thread
+from truelabel_db.hotpaths.awaitable import AsyncHotPaths, InThreads, ReadAdmission, in_thread
 from truelabel_db.hotpaths.base import HotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
 from truelabel_db.hotpaths.cached_async import AsyncCachedHotPaths
@@ -98,12 +98,14 @@ class Backend:
     async def _open(self, locator: str, epoch: int) -> Current:
         paths, served, cache = await in_thread(self._open_blocking, locator)
         direct = None
-        base: AsyncHotPaths = InThreads(paths)
+        admission = ReadAdmission(self.config.max_waiting_reads)
+        base: AsyncHotPaths = InThreads(paths, admission=admission)
         if self._async and is_postgres_url(locator):
             direct = await AsyncPostgresHotPaths.open(locator, max_size=self.config.pool_size,
                                                       prepare=self.config.prepare)
             base = direct
-        aio: AsyncHotPaths = AsyncCachedHotPaths(served, base) if isinstance(served, CachedHotPaths) else base
+        aio: AsyncHotPaths = (AsyncCachedHotPaths(served, base, admission) if isinstance(served, CachedHotPaths)
+                              else base)
         primary = paths.primary if isinstance(paths, RoutedHotPaths) else paths
         setting = await in_thread(primary.synchronous_commit) if isinstance(primary, PostgresHotPaths) else None
         return Current(paths, served, aio, cache, epoch, direct, setting)

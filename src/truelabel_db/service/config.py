@@ -31,6 +31,7 @@ class ServiceConfig:
     group_commit_window: float = 0.002    # seconds a scan batch gathers before it is written
     group_commit_max: int = 1000          # scans in one batch at most
     batch_max_rows: int = 1000            # rows one POST /scans/batch may carry
+    max_waiting_reads: int = 400          # reads running or waiting per worker; past it, 503 at once
     follow_interval: float = 0.2
     refresh_interval: float = 600.0       # brand_dashboard_stats (plan: every 10 minutes)
     warm_interval: float = 3600.0         # cache warming (plan: hourly)

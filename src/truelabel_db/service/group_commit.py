@@ -33,15 +33,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from truelabel_db.hotpaths.awaitable import Overloaded
 from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.shape import Record
 
+__all__ = ["GroupCommitConfig", "GroupCommitStats", "GroupCommitter", "Overloaded"]
 Writer = Callable[[Sequence[Scan]], Awaitable[list[Record | None]]]
 Waiting = tuple[Scan, "asyncio.Future[Record | None]"]
-
-
-class Overloaded(Exception):
-    """More scans are waiting for a commit than the committer accepts."""
 
 
 @dataclass(frozen=True)
