@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.fix_db import drop_database, drop_database_soon, make_database
 from truelabel_db.backup.keys import KEY_ENV
 
 
@@ -28,16 +29,34 @@ def repo_dir(tmp_path: Path) -> Path:
     return tmp_path / "repo"
 
 
-@pytest.fixture
-def app_db(pg_url: str, tmp_path: Path) -> str:
-    """A database in the optimized schema holding a small generated True Label (≈3,600 rows)."""
+@pytest.fixture(scope="session")
+def app_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The name of a database migrated once per session from a small generated True Label, which
+    ``app_db`` clones (a clone costs a fraction of a generate-and-copy)."""
     from truelabel_db.copy import CopyOptions, run_copy
     from truelabel_db.legacy.generator import generate
 
-    legacy = tmp_path / "legacy.db"
-    generate(legacy, 0.01)
-    run_copy(legacy, pg_url, CopyOptions(work_dir=tmp_path / "copy", workers=2))
-    return pg_url
+    folder = tmp_path_factory.mktemp("app-template")
+    name = f"tl_template_{secrets.token_hex(6)}"
+    url = make_database(name)
+    try:
+        generate(folder / "legacy.db", 0.01)
+        run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "copy", workers=2))
+        yield name
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def app_db(app_template: str) -> Iterator[str]:
+    """A database of the test's own in the optimized schema holding a small generated True Label
+    (≈3,600 rows), dropped afterwards."""
+    name = f"tl_test_{secrets.token_hex(6)}"
+    url = make_database(name, template=app_template)
+    try:
+        yield url
+    finally:
+        drop_database_soon(name)
 
 
 def table_digests(url: str) -> dict[str, tuple[int, str]]:
@@ -57,8 +76,6 @@ def table_digests(url: str) -> dict[str, tuple[int, str]]:
 @pytest.fixture
 def scratch_db_name() -> Iterator[str]:
     """A database name that tests may create (by restoring into it); dropped afterwards."""
-    from tests.fix_db import drop_database
-
     name = f"tl_restore_{secrets.token_hex(6)}"
     yield name
-    drop_database(name)
+    drop_database_soon(name)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fix_db import drop_database, make_database
+from tests.fix_db import drop_database_soon, make_database
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.legacy.generator import generate
 
@@ -29,7 +29,7 @@ def migrated_pair(folder: Path, scale: float, seed: int) -> Iterator[Pair]:
         run_copy(path, url, CopyOptions(work_dir=folder / "w", workers=2))
         yield Pair(path, url)
     finally:
-        drop_database(name)
+        drop_database_soon(name)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ def key_env(key: bytes) -> dict[str, str]:
     return {"TRUELABEL_BACKUP_KEY": base64.b64encode(key).decode()}
 
 
+@pytest.mark.slow
 def test_run_list_verify_restore_through_the_command_line(app_db: str, backup_key: bytes, repo_dir: Path,
                                                           scratch_db_name: str) -> None:
     env = key_env(backup_key)
@@ -60,6 +61,7 @@ def test_a_wrong_key_is_one_line_and_its_own_exit_code(app_db: str, backup_key: 
 def test_a_key_file_works_and_a_missing_one_is_named(app_db: str, repo_dir: Path, tmp_path: Path) -> None:
     key_file = tmp_path / "backup.key"
     key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    key_file.chmod(0o600)
     env = {"TRUELABEL_BACKUP_KEY": ""}
     assert run_cli("backup", "run", "--target", app_db, "--to", str(repo_dir), "--key-file", str(key_file),
                    env=env).code == 0
@@ -127,11 +129,12 @@ def test_migrate_stores_its_first_backup_in_the_repository_when_one_is_configure
     step = _Migration(real_legacy, "postgresql://unused", MigrateOptions(redis_url="redis://unused",
                                                                          work_dir=tmp_path / "m"), lambda _: None)
     detail = step.step_backup()
-    assert Path(detail["path"]).exists() and detail["backup_id"].startswith("sqlite-")
+    assert detail["backup_id"].startswith("sqlite-") and detail["encrypted"]
     restored = restore_legacy(open_storage(str(repo_dir)), detail["backup_id"], tmp_path / "back.db", backup_key)
     assert restored.row_counts == sqlite_row_counts(real_legacy) and not restored.mismatches
 
 
+@pytest.mark.slow
 def test_the_legacy_backup_is_one_consistent_moment_while_the_app_writes(real_legacy: Path, backup_key: bytes,
                                                                          repo_dir: Path) -> None:
     import threading

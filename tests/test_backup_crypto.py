@@ -114,6 +114,7 @@ def test_the_key_comes_from_the_environment_or_a_file(monkeypatch: pytest.Monkey
     assert load_key() == decode_key(text, "test")
     other = new_key_text()
     (tmp_path / "key").write_text(other + "\n")
+    (tmp_path / "key").chmod(0o600)
     assert load_key(tmp_path / "key") == decode_key(other, "test")
 
 

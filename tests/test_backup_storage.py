@@ -73,6 +73,7 @@ def test_prune_keeps_four_weeks_and_always_the_newest(storage: Storage, backup_k
     assert storage.list_ids() == sorted([recent, old_sqlite])
 
 
+@pytest.mark.slow
 def test_a_backup_to_s3_restores_every_table(app_db: str, backup_key: bytes, s3_repo: str,
                                              scratch_db_name: str) -> None:
     storage = open_storage(s3_repo)

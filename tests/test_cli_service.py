@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.fix_cli import run_cli
 from tests.fix_redis import PrivateRedis
 from tests.fix_twin import Pair
@@ -19,6 +21,7 @@ def test_serve_without_a_database_says_how_to_give_one() -> None:
     assert result.code == 6 and "--database" in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_on_an_unreachable_server_fails_in_one_line() -> None:
     result = run_cli("serve", "--database", "postgresql://nobody:secret@127.0.0.1:1/x")
     assert result.code == 4 and "cannot connect" in result.stderr and "secret" not in result.stderr

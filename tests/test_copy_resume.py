@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.fix_legacy import NOW_MS, insert
 
@@ -40,6 +41,7 @@ def _chunks_done(url: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_copy_resumes_after_kill_9_without_duplicating_or_losing_rows(
         empty_legacy: Callable[..., Path], pg_url: str, tmp_path: Path) -> None:
     path = empty_legacy()

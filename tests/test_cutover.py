@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.fix_compare import differences
+from tests.fix_wait import wait_until
 from truelabel_db.bench.gated_writer import WriterLedger, gated_writer
 from truelabel_db.capture import install_capture
 from truelabel_db.client import AppGate
@@ -20,6 +20,9 @@ from truelabel_db.cutover.gate import Gate, connect_redis
 from truelabel_db.cutover.run import CutoverError, CutoverOptions, cutover
 from truelabel_db.follow import Follower
 from truelabel_db.legacy.generator import generate
+
+
+WRITES = 10   # app writes to see on a side before moving on (at 300/s: about 30 ms)
 
 
 @pytest.fixture
@@ -47,9 +50,9 @@ def test_a_gated_writer_loses_nothing_and_fails_nothing_through_cutover(
         followed: Path, pg_url: str, redis_url: str, pg: psycopg.Connection) -> None:
     thread, stop, ledger = _writer(followed, pg_url, redis_url)
     try:
-        time.sleep(0.5)
+        wait_until(lambda: len(ledger.sqlite_writes) >= WRITES, "the app writes to SQLite")
         report = cutover(followed, pg_url, CutoverOptions(redis_url=redis_url))
-        time.sleep(0.5)
+        wait_until(lambda: len(ledger.postgres_writes) >= WRITES, "the app writes to PostgreSQL")
     finally:
         stop.set()
         thread.join()
@@ -58,8 +61,8 @@ def test_a_gated_writer_loses_nothing_and_fails_nothing_through_cutover(
                                          (ledger.committed,))]
     assert sorted(ids) == sorted(ledger.committed)  # every committed write, exactly once
     assert report.switched and report.write_pause_ms > 0 and report.marker_seq > 0
-    assert [s for s, _ in report.steps] == ["catch up", "raise gate", "lock+fence", "drain", "verify",
-                                            "sequences", "reverse capture", "switch", "lower gate"]
+    assert [s for s, _ in report.steps] == ["catch up", "reverse capture", "raise gate", "lock+fence", "drain",
+                                            "verify", "sequences", "switch", "lower gate"]
     assert fence_installed(followed)
     assert AppGate(redis_url=redis_url).current_primary().kind == "postgresql"
     assert not AppGate(redis_url=redis_url).is_read_only()
@@ -96,15 +99,16 @@ def test_rollback_after_cutover_brings_every_postgresql_write_back_to_sqlite(
 
     thread, stop, ledger = _writer(followed, pg_url, redis_url)
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(ledger.sqlite_writes) >= WRITES, "the app writes to SQLite")
         cutover(followed, pg_url, CutoverOptions(redis_url=redis_url))
-        time.sleep(0.5)
+        wait_until(lambda: len(ledger.postgres_writes) >= WRITES, "the app writes to PostgreSQL")
         user = str(pg.execute("SELECT id FROM users WHERE role = 'LABORATORY' LIMIT 1").fetchone()[0])
         pg.execute("UPDATE users SET name = 'Depois do corte', updated_at = now() WHERE id = %s", (user,))
         gone = str(pg.execute("DELETE FROM qr_code_access WHERE id = (SELECT id FROM qr_code_access "
                               "ORDER BY id LIMIT 1) RETURNING id").fetchone()[0])
         report = rollback(followed, pg_url, redis_url)
-        time.sleep(0.3)
+        before = len(ledger.sqlite_writes)
+        wait_until(lambda: len(ledger.sqlite_writes) >= before + WRITES, "the app writes to SQLite again")
     finally:
         stop.set()
         thread.join()

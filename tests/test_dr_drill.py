@@ -11,6 +11,8 @@ from truelabel_db.backup.database import database_name, drop_database, sibling_u
 from truelabel_db.dr.drill import DrillFailed, run_drill
 from truelabel_db.pitr.repo import PitrRepo
 
+pytestmark = pytest.mark.slow   # every drill restores a backup: seconds each
+
 
 def drill_databases(url: str) -> list[str]:
     with psycopg.connect(ADMIN_URL) as conn:

@@ -18,7 +18,7 @@ import pytest
 from tests.fix_compare import differences
 from tests.fix_legacy import NOW_MS, insert
 from truelabel_db.capture import install_capture
-from truelabel_db.capture.changelog import CHANGELOG_TABLE
+from truelabel_db.catalog.changelog import CHANGELOG_TABLE
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.follow import Follower, FollowOptions
 from truelabel_db.follow import apply as apply_module
@@ -26,6 +26,7 @@ from truelabel_db.follow.batch import SchemaChanged
 from truelabel_db.legacy.generator import generate
 from truelabel_db.legacy.source import check_is_sqlite
 from truelabel_db.legacy.source import connect as sqlite_connect
+from truelabel_db.verify import resync_check
 
 
 @pytest.fixture
@@ -83,6 +84,7 @@ def test_follow_applies_inserts_updates_deletes_and_key_changes(live_legacy: Pat
     assert differences(live_legacy, pg) == {}
 
 
+@pytest.mark.slow
 def test_copy_and_follow_while_the_app_keeps_writing(live_legacy: Path, pg_url: str,
                                                      pg: psycopg.Connection, tmp_path: Path) -> None:
     ledger: list[tuple[str, str]] = []
@@ -102,25 +104,26 @@ def test_copy_and_follow_while_the_app_keeps_writing(live_legacy: Path, pg_url: 
     assert len(ledger) == 400 and inserted <= present and not (deleted & present)
 
 
+@pytest.mark.slow
 def test_a_crash_between_apply_and_commit_applies_nothing_and_a_rerun_converges(
         live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     _copy(live_legacy, pg_url, tmp_path)
     _app_writes(live_legacy, 100, seed=3)
     position = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs").fetchone()[0]
-    original = apply_module.apply_table
+    original = apply_module.apply_changes
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         original(*args, **kwargs)
         raise KeyboardInterrupt("killed mid-batch")
 
-    monkeypatch.setattr(apply_module, "apply_table", crash)
+    monkeypatch.setattr(apply_module, "apply_changes", crash)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     with pytest.raises(KeyboardInterrupt):
         follower.run(until_caught_up=True)
     follower.close()
     assert pg.execute("SELECT position FROM truelabel_meta.follow_state").fetchone()[0] == position
-    monkeypatch.setattr(apply_module, "apply_table", original)
+    monkeypatch.setattr(apply_module, "apply_changes", original)
     follower = Follower(live_legacy, pg_url, FollowOptions(batch_size=1000))
     follower.run(until_caught_up=True)
     follower.close()
@@ -179,6 +182,7 @@ def test_follow_refuses_to_start_without_a_copy(live_legacy: Path, pg_url: str) 
         Follower(live_legacy, pg_url).start_position()
 
 
+@pytest.mark.slow
 def test_a_follower_killed_with_sigkill_resumes_exactly(live_legacy: Path, pg_url: str,
                                                         pg: psycopg.Connection, tmp_path: Path) -> None:
     import os
@@ -211,7 +215,8 @@ def test_the_periodic_integrity_check_resyncs_a_row_damaged_behind_the_followers
         live_legacy: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path) -> None:
     _copy(live_legacy, pg_url, tmp_path)
     pg.execute("UPDATE users SET name = 'estragado' WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)")
-    follower = Follower(live_legacy, pg_url, FollowOptions(verify_every=0))
+    follower = Follower(live_legacy, pg_url, FollowOptions(verify_every=0),
+                        integrity_check=resync_check(live_legacy, pg_url))
     stats = follower.run(until_caught_up=True)
     follower.close()
     assert stats.verifications == 1 and stats.rows_resynced == 1
@@ -273,10 +278,11 @@ def test_the_followers_figures_are_served_as_prometheus_metrics(live_legacy: Pat
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
-        server.shutdown()
+        server.close()
         follower.close()
-    assert f"truelabel_follow_position {follower.stats.position}" in body
-    assert "truelabel_follow_lag_ms 0" in body and "# TYPE truelabel_follow_lag_rows gauge" in body
+    assert f"truelabel_follow_position {float(follower.stats.position)}" in body
+    assert "truelabel_follow_lag_seconds 0.0" in body and "# TYPE truelabel_follow_lag_rows gauge" in body
+    assert f"truelabel_follow_changes_applied_total {float(follower.stats.changes_applied)}" in body
 
 
 def test_the_follower_survives_a_postgresql_restart(tmp_path: Path, cluster) -> None:  # type: ignore[no-untyped-def]
@@ -343,6 +349,7 @@ def test_opening_the_file_never_drops_the_lock_of_another_connection_in_wal_mode
     reader.close()
 
 
+@pytest.mark.slow
 def test_a_wal_mode_file_is_followed_while_another_process_writes_in_bursts(live_legacy: Path, pg_url: str,
                                                                              pg: psycopg.Connection,
                                                                              tmp_path: Path) -> None:

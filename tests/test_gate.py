@@ -86,10 +86,10 @@ def test_the_fence_refuses_a_writer_that_ignores_the_gate(real_legacy: Path) -> 
     assert MESSAGE.startswith("truelabel:")
 
 
-def test_the_fence_can_be_lifted_by_hand_after_an_interrupted_cutover(real_legacy: Path) -> None:
+def test_the_fence_can_be_lifted_by_hand_after_an_interrupted_cutover(real_legacy: Path, pg_url: str) -> None:
     from tests.fix_cli import run_cli
 
     assert run_cli("fence", "install", "--source", str(real_legacy)).code == 0
     assert "fence installed" in run_cli("fence", "status", "--source", str(real_legacy)).stderr
-    assert run_cli("fence", "remove", "--source", str(real_legacy)).code == 0
+    assert run_cli("fence", "remove", "--source", str(real_legacy), "--target", pg_url).code == 0
     assert not fence_installed(real_legacy)

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fix_twin import Pair
+from tests.fix_wait import wait_until
 from truelabel_db.bench.load_bench import ServiceProcess
 from truelabel_db.hotpaths import PostgresHotPaths, Scan
 from truelabel_db.hotpaths.awaitable import InThreads
@@ -46,6 +47,12 @@ def some_code(url: str) -> str:
         return conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL LIMIT 1").fetchone()[0]
 
 
+def insert_waits_for_a_lock(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND query LIKE %s", ("%INSERT INTO qr_code_access%",)).fetchone()[0])
+
+
 def post_scan(connection: http.client.HTTPConnection, code: str, agent: str) -> int:
     connection.request("POST", "/scans", json.dumps({"qr_code": code, "user_agent": agent}),
                        {"Content-Type": "application/json"})
@@ -54,6 +61,7 @@ def post_scan(connection: http.client.HTTPConnection, code: str, agent: str) -> 
     return response.status
 
 
+@pytest.mark.slow
 def test_a_killed_service_loses_no_acknowledged_scan(fresh_pair: Pair) -> None:
     service = ServiceProcess(fresh_pair.url, None, cache=False, workers=1, extra=("--group-commit-ms", "5"))
     code, prefix = some_code(fresh_pair.url), f"kill9-{uuid.uuid4().hex[:8]}-"
@@ -77,8 +85,7 @@ def test_a_killed_service_loses_no_acknowledged_scan(fresh_pair: Pair) -> None:
         clients = [threading.Thread(target=client, args=(n,)) for n in range(12)]
         for thread in clients:
             thread.start()
-        while len(acknowledged) < 300:
-            threading.Event().wait(0.01)
+        wait_until(lambda: len(acknowledged) >= 300, "300 scans acknowledged", seconds=120)
         batches = service.health()["group_commit"]
         os.kill(service.process.pid, signal.SIGKILL)   # mid-load: batches queued and in flight
         killed.set()
@@ -99,7 +106,7 @@ def test_a_scan_is_not_answered_before_its_commit(shared_pair: Pair) -> None:
             writer = threading.Thread(target=lambda: answers.append(
                 client.post("/scans", json={"qr_code": code, "user_agent": agent}).status_code))
             writer.start()
-            writer.join(timeout=0.5)
+            wait_until(lambda: insert_waits_for_a_lock(shared_pair.url), "the scan's INSERT waiting on the lock")
             assert writer.is_alive() and answers == []      # written, not committed: not answered
             assert stored_agents(shared_pair.url, agent) == set()
             locker.rollback()

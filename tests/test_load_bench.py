@@ -18,6 +18,7 @@ def bench_rows(url: str) -> int:
         return conn.execute("SELECT count(*) FROM qr_code_access WHERE user_agent LIKE 'bench%'").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_people_scans_and_batches_against_serve_are_counted_without_errors(shared_pair: Pair) -> None:
     loads = targets_from_legacy(shared_pair.legacy)
     service = ServiceProcess(shared_pair.url, None, cache=False, workers=1)

@@ -48,7 +48,9 @@ def test_a_second_run_of_a_job_skips_while_the_first_holds_it(schema_pg: psycopg
         assert result.detail["holder_pid"] == holder
         runs = recent_runs(schema_pg, job="refresh-views")
         assert [r["status"] for r in runs] == ["skipped"]
-    # the holder is gone: the next run does the work
+    # the holder is gone (its server process ends after the client closed): the next run does the work
+    _wait_until(lambda: not schema_pg.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s)",
+                                              (holder,)).fetchone()[0])
     assert refresh_dashboard(schema_pg).status == "done"
 
 

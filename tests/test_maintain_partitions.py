@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
+from tests.fix_optional import require_extension
 from truelabel_db.maintain.partitions import PartitionMaintenance, plan_partitions
 from truelabel_db.maintain.runner import run_job
 from truelabel_db.monitor.partitions import partition_health
@@ -132,6 +133,7 @@ def test_an_interrupted_concurrent_detach_is_finished_then_dropped(schema_pg: ps
 
 def test_a_table_handed_to_pg_partman_is_left_to_it(schema_pg: psycopg.Connection) -> None:
     conn = schema_pg
+    require_extension(conn, "pg_partman", "partman")
     conn.execute("CREATE SCHEMA partman")
     conn.execute("CREATE EXTENSION pg_partman SCHEMA partman")
     conn.execute("CREATE TABLE events (at timestamptz NOT NULL, what text) PARTITION BY RANGE (at)")

@@ -68,8 +68,8 @@ def test_an_unknown_job_in_a_schedule_is_refused_at_once() -> None:
 
 
 def test_pg_cron_gets_the_jobs_it_can_run_and_installing_twice_changes_nothing(
-        preload_cluster: EmbeddedCluster) -> None:
-    with psycopg.connect(preload_cluster.url, autocommit=True) as conn:
+        cron_cluster: EmbeddedCluster) -> None:
+    with psycopg.connect(cron_cluster.url, autocommit=True) as conn:
         with pytest.raises(TargetError, match="CREATE EXTENSION pg_cron"):
             install_pg_cron(conn)
         apply_schema(conn)

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fix_wait import wait_until
 from truelabel_db.bench.gated_writer import WriterLedger, gated_writer
 from truelabel_db.capture import capture_status
 from truelabel_db.client import AppGate
@@ -26,6 +27,7 @@ def legacy(tmp_path: Path, redis_url: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_migrate_under_a_gated_writer_loses_and_fails_nothing(legacy: Path, pg_url: str, redis_url: str,
                                                               pg: psycopg.Connection, tmp_path: Path) -> None:
     stop, ledger = threading.Event(), WriterLedger()
@@ -33,9 +35,9 @@ def test_migrate_under_a_gated_writer_loses_and_fails_nothing(legacy: Path, pg_u
                               args=(legacy, pg_url, AppGate(redis_url=redis_url), 200, stop, ledger))
     writer.start()
     try:
-        time.sleep(0.2)
+        wait_until(lambda: len(ledger.sqlite_writes) >= 10, "the app writes to SQLite")
         report = migrate(legacy, pg_url, MigrateOptions(redis_url=redis_url, work_dir=tmp_path / "m"))
-        time.sleep(0.3)
+        wait_until(lambda: len(ledger.postgres_writes) >= 10, "the app writes to PostgreSQL")
     finally:
         stop.set()
         writer.join()
@@ -73,6 +75,7 @@ def test_capture_installed_by_a_run_that_fails_before_the_copy_comes_out(
     assert not capture_status(legacy).installed
 
 
+@pytest.mark.slow
 def test_migrate_killed_between_steps_resumes_from_its_last_checkpoint(legacy: Path, pg_url: str, redis_url: str,
                                                                         tmp_path: Path) -> None:
     import os

@@ -12,7 +12,7 @@ from tests.fix_cli import run_cli
 from truelabel_db.embedded import EmbeddedCluster, free_port
 from truelabel_db.maintain import refresh_dashboard
 from truelabel_db.monitor.indexes import index_report
-from truelabel_db.monitor.metrics import scrape, serve
+from truelabel_db.monitor.metrics import serve, snapshot_of
 from truelabel_db.monitor.migration_lag import migration_lag
 from truelabel_db.monitor.slow_queries import slow_queries
 
@@ -76,11 +76,11 @@ def test_the_metrics_endpoint_serves_every_report(schema_pg: psycopg.Connection,
     schema_pg.execute("INSERT INTO qr_code_access (qr_code, accessed_at) VALUES ('QR', '2001-01-01')")
     refresh_dashboard(schema_pg)
     port = free_port()
-    server = serve(port, lambda: scrape(pg_url))
+    server = serve(port, lambda: snapshot_of(pg_url))
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
     finally:
-        server.shutdown()
+        server.close()
     assert "truelabel_monitor_up 1" in body
     assert 'truelabel_partition_default_rows{parent="qr_code_access"} 1.0' in body
     assert 'truelabel_monitor_report_ok{report="bloat"} 1.0' in body

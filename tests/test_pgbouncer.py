@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.fix_cli import run_cli
 from tests.fix_twin import Pair
+from tests.fix_wait import wait_until
 from truelabel_db.bench.connection_scaling import measure_clients
 from truelabel_db.bench.load_bench import ServiceProcess
 from truelabel_db.errors import TargetError
@@ -27,7 +27,7 @@ from truelabel_db.service.pgbouncer import PgBouncer, PoolerSettings
 
 
 @pytest.fixture
-def bouncer(shared_pair: Pair) -> Iterator[PgBouncer]:
+def bouncer(shared_pair: Pair, pgbouncer_bin: Path) -> Iterator[PgBouncer]:
     with PgBouncer(shared_pair.url, settings=PoolerSettings(pool_size=1)) as pooler:
         yield pooler
 
@@ -61,7 +61,8 @@ def get(base: str, path: str) -> bytes:
         return response.read()
 
 
-def test_every_hot_path_answers_through_pgbouncer_as_it_does_directly(fresh_pair: Pair) -> None:
+@pytest.mark.slow
+def test_every_hot_path_answers_through_pgbouncer_as_it_does_directly(fresh_pair: Pair, pgbouncer_bin: Path) -> None:
     direct = PostgresHotPaths(fresh_pair.url, max_size=1)
     direct.refresh_dashboard()
     brand, first = direct.brands(1)[0], direct.product_list(1)[0]
@@ -149,7 +150,7 @@ def test_the_hot_paths_repeat_through_pgbouncer_without_prepared_statement_error
     assert failures == []
 
 
-def test_hundreds_of_clients_share_a_bounded_number_of_backends(shared_pair: Pair) -> None:
+def test_hundreds_of_clients_share_a_bounded_number_of_backends(shared_pair: Pair, pgbouncer_bin: Path) -> None:
     dbname = conninfo_to_dict(shared_pair.url)["dbname"]
     with PgBouncer(shared_pair.url, settings=PoolerSettings(pool_size=4)) as pooler:
         seen = measure_clients("PgBouncer", pooler.url, shared_pair.url, dbname, 300, 2.0, prepare=False)
@@ -159,7 +160,8 @@ def test_hundreds_of_clients_share_a_bounded_number_of_backends(shared_pair: Pai
     assert pools[dbname]["pool_mode"] == "transaction"
 
 
-def test_killing_serve_takes_its_pgbouncer_with_it(shared_pair: Pair) -> None:
+@pytest.mark.slow
+def test_killing_serve_takes_its_pgbouncer_with_it(shared_pair: Pair, pgbouncer_bin: Path) -> None:
     service = ServiceProcess(shared_pair.url, None, cache=False, workers=1, pgbouncer_pool=2)
     try:
         service.wait_ready(timeout=60)
@@ -167,15 +169,12 @@ def test_killing_serve_takes_its_pgbouncer_with_it(shared_pair: Pair) -> None:
                    if "pgbouncer" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(poolers) == 1
         os.kill(service.process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while alive(poolers[0]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(poolers[0])
+        wait_until(lambda: not alive(poolers[0]), "PgBouncer gone with its serve", seconds=10)
     finally:
         service.stop()
 
 
-def test_a_pgbouncer_that_cannot_reach_postgres_says_so_in_one_line() -> None:
+def test_a_pgbouncer_that_cannot_reach_postgres_says_so_in_one_line(pgbouncer_bin: Path) -> None:
     with pytest.raises(TargetError, match="PgBouncer cannot reach PostgreSQL") as caught:
         PgBouncer("postgresql://postgres:secret@127.0.0.1:1/nowhere").start(timeout=2)
     assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
@@ -186,7 +185,8 @@ def test_serve_refuses_pgbouncer_in_front_of_a_sqlite_file(shared_pair: Pair) ->
     assert result.code == 6 and "SQLite" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_pooler_configuration_keeps_the_password_off_the_command_line(tmp_path: Path) -> None:
+def test_the_pooler_configuration_keeps_the_password_off_the_command_line(tmp_path: Path,
+                                                                         pgbouncer_bin: Path) -> None:
     secret = uuid.uuid4().hex
     pooler = PgBouncer(f"postgresql://app:{secret}@127.0.0.1:5432/truelabel", tmp_path / "pgb")
     config = pooler.config_text()

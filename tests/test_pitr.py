@@ -39,6 +39,7 @@ def wait_archived(conn: psycopg.Connection, segment: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_recovery_to_a_noted_time_finds_exactly_the_rows_written_before_it(cluster: EmbeddedCluster,
                                                                             cluster_dir: Path) -> None:
     repo = PitrRepo(cluster_dir / "repo")
@@ -134,6 +135,7 @@ def test_the_archive_command_fails_honestly(tmp_path: Path) -> None:
     assert archive("fetch", "000000010000000000000009", str(tmp_path / "out"), str(tmp_path)).returncode == 1
 
 
+@pytest.mark.slow
 def test_the_pitr_commands_set_up_back_up_and_prepare_a_recovery(cluster: EmbeddedCluster, cluster_dir: Path) -> None:
     import json
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.fix_replicas import StreamingPair, wait_replayed
 from truelabel_db.embedded import EmbeddedCluster, free_port
 from truelabel_db.errors import ConfigError
 from truelabel_db.monitor.replication import replication_report
@@ -36,23 +34,14 @@ def _wait_until(predicate, seconds: float = 60.0) -> None:  # type: ignore[no-un
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
-    folder = Path(tempfile.mkdtemp(prefix="truelabel-replica-"))
-    folder.chmod(0o755)
-    primary = EmbeddedCluster(folder / "primary").start()
-    replica_cluster: EmbeddedCluster | None = None
-    try:
-        url = primary.create_database("app")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE scans (id serial PRIMARY KEY, code text)")
-        replica = add_replica(url, folder / "replica", free_port(), name="replica_a")
-        replica_cluster = EmbeddedCluster(folder / "replica", port=replica.port)
-        yield Pair(primary, url, replica, folder)
-    finally:
-        if replica_cluster is not None:
-            replica_cluster.stop()
-        primary.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+def pair(streaming_pair: StreamingPair) -> Pair:
+    """The session's primary and replica, with a database ``app`` of this module's own."""
+    url = streaming_pair.primary.create_database("app")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE scans (id serial PRIMARY KEY, code text)")
+    wait_replayed(streaming_pair)
+    replica = replace(streaming_pair.replica, url=streaming_pair.replica_url("app"))
+    return Pair(streaming_pair.primary, url, replica, streaming_pair.folder)
 
 
 def _count(url: str, code: str) -> int:
@@ -109,17 +98,13 @@ def test_an_unreachable_replica_is_skipped_and_reads_rotate_among_the_others(pai
     assert ReadRouter(pair.primary_url, [dead], check_interval=0).read_url() == pair.primary_url
 
 
-def test_add_replica_refuses_a_folder_that_holds_files_and_a_primary_without_wal(pair: Pair,
-                                                                                cluster_dir: Path) -> None:
+def test_add_replica_refuses_a_folder_that_holds_files_and_a_primary_without_wal(
+        pair: Pair, cluster: EmbeddedCluster, cluster_dir: Path) -> None:
     with pytest.raises(ConfigError, match="already holds files"):
         add_replica(pair.primary_url, pair.folder / "replica", free_port())
-    minimal = EmbeddedCluster(cluster_dir / "minimal", settings={"wal_level": "minimal", "max_wal_senders": "0"})
-    minimal.start()
-    try:
-        with pytest.raises(ReplicaError, match="wal_level"):
-            add_replica(minimal.url, cluster_dir / "r", free_port())
-    finally:
-        minimal.stop()
+    cluster.restart({"wal_level": "minimal", "max_wal_senders": "0"})
+    with pytest.raises(ReplicaError, match="wal_level"):
+        add_replica(cluster.url, cluster_dir / "r", free_port())
 
 
 def test_replica_status_on_the_command_line(pair: Pair) -> None:
@@ -134,6 +119,7 @@ def test_replica_status_on_the_command_line(pair: Pair) -> None:
     assert document["replicas"][0]["eligible"] and document["reads_go_to"].endswith(f":{pair.replica.port}/app")
 
 
+@pytest.mark.slow
 def test_replica_add_on_the_command_line(pair: Pair) -> None:
     import json
 

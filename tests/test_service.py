@@ -14,6 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.fix_twin import Pair
+from tests.fix_wait import wait_until
 from truelabel_db.cache import LayeredCache
 from truelabel_db.cache.invalidation import Invalidator
 from truelabel_db.cutover.fence import install_fence
@@ -116,7 +117,7 @@ def test_a_write_waits_while_the_gate_is_up_and_lands_when_it_comes_down(shared_
         writer = threading.Thread(target=lambda: answers.append(
             client.post("/scans", json={"qr_code": code}).status_code))
         writer.start()
-        time.sleep(0.5)
+        wait_until(lambda: client.get("/health").json()["gate_waits"] == 1, "the scan waits at the gate")
         assert answers == [] and scans_in_postgres(shared_pair.url, code) == before   # held, not failed
         gate.lower()
         writer.join(timeout=10)

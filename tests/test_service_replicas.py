@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_replicas import StreamingPair, wait_replayed
+from tests.fix_wait import wait_until
 from truelabel_db.copy import CopyOptions, run_copy
-from truelabel_db.embedded import EmbeddedCluster, free_port
+from truelabel_db.embedded import EmbeddedCluster
 from truelabel_db.legacy.generator import generate
 from truelabel_db.postgres import describe
-from truelabel_db.replicas.add import add_replica
 from truelabel_db.service import ServiceConfig, create_app
 
 
@@ -29,23 +26,14 @@ class Topology:
 
 
 @pytest.fixture(scope="module")
-def topology() -> Iterator[Topology]:
-    folder = Path(tempfile.mkdtemp(prefix="truelabel-serve-replica-"))
-    folder.chmod(0o755)
-    primary = EmbeddedCluster(folder / "primary").start()
-    replica_cluster: EmbeddedCluster | None = None
-    try:
-        url = primary.create_database("truelabel")
-        generate(folder / "legacy.db", 0.02, seed=31)
-        run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "w", workers=2))
-        replica = add_replica(url, folder / "replica", free_port(), name="serve_replica")
-        replica_cluster = EmbeddedCluster(folder / "replica", port=replica.port)
-        yield Topology(url, replica.url, replica_cluster)
-    finally:
-        if replica_cluster is not None:
-            replica_cluster.stop()
-        primary.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+def topology(streaming_pair: StreamingPair, tmp_path_factory: pytest.TempPathFactory) -> Topology:
+    """The session's primary and replica, with a True Label database of this module's own."""
+    folder = tmp_path_factory.mktemp("serve-replica")
+    url = streaming_pair.primary.create_database("truelabel")
+    generate(folder / "legacy.db", 0.02, seed=31)
+    run_copy(folder / "legacy.db", url, CopyOptions(work_dir=folder / "w", workers=2))
+    wait_replayed(streaming_pair)
+    return Topology(url, streaming_pair.replica_url("truelabel"), streaming_pair.replica_cluster)
 
 
 def test_reads_go_to_the_replica_and_scans_to_the_primary(topology: Topology) -> None:
@@ -71,9 +59,11 @@ def test_with_the_replica_down_reads_fall_back_to_the_primary(topology: Topology
     topology.replica.stop()
     try:
         with TestClient(create_app(config)) as client:
-            for _ in range(5):
-                assert client.get("/validations/queue?limit=5").status_code == 200
-                time.sleep(0.3)
+            def replica_judged_down() -> bool:
+                assert client.get("/validations/queue?limit=5").status_code == 200   # reads keep working
+                return client.get("/health").json()["replicas"][0]["eligible"] is False
+
+            wait_until(replica_judged_down, "the service sees the replica down", poll=0.1)
             health = client.get("/health").json()
             assert set(health["reads"]) == {describe(topology.primary_url)}
             assert health["replicas"][0]["eligible"] is False

@@ -29,6 +29,7 @@ def test_a_fresh_copy_verifies_equal_with_its_quarantine_accounted_for(migrated:
     assert qr.source_rows == qr.target_rows + qr.quarantined
 
 
+@pytest.mark.slow
 def test_corrupted_rows_are_named_and_repair_fixes_exactly_them(migrated: Path, pg_url: str,
                                                                  pg: psycopg.Connection) -> None:
     changed = [str(r[0]) for r in pg.execute("SELECT id FROM users ORDER BY id LIMIT 2")]

@@ -1,8 +1,11 @@
 """The guided tour: a generated legacy database, analyzed and migrated end to end.
 
-With no target configured the demo starts a private PostgreSQL cluster under its working
-directory (see :mod:`truelabel_db.embedded`) and stops it afterwards, so one command shows the
-whole migration on a machine that has nothing set up.
+With no target configured the demo starts a private PostgreSQL cluster and stops and removes it
+afterwards, so one command shows the whole migration on a machine that has nothing set up. The
+cluster lives in a scratch folder of the system's temporary folder, not under the working
+directory: the server's user (``truelabel-pg`` when we are root) must be able to enter it, and a
+clone under a private home (``/root``, mode 0700) is out of its reach. See
+:mod:`truelabel_db.embedded`.
 """
 
 from __future__ import annotations
@@ -44,10 +47,10 @@ def run_demo(*, work_dir: Path, scale: float, dirty: bool, target_url: str | Non
     options = CopyOptions(workers=workers, work_dir=work_dir / "copy", truncate=True)
     if target_url:
         return _migrate(legacy, target_url, options, console)
-    from truelabel_db.embedded import EmbeddedCluster
+    from truelabel_db.embedded import EmbeddedCluster, scratch_cluster_dir
 
-    with EmbeddedCluster(work_dir / "postgres") as cluster:
-        console.print(f"started a private PostgreSQL cluster on {cluster.url}")
+    with scratch_cluster_dir("demo-") as folder, EmbeddedCluster(folder / "pg") as cluster:
+        console.print(f"started a private PostgreSQL cluster on {cluster.url} (in {folder}, removed afterwards)")
         url = _fresh_database(cluster.url, DEMO_DATABASE)
         result = _migrate(legacy, url, options, console)
         console.print("stopping the private cluster")

@@ -1,12 +1,15 @@
-"""A private PostgreSQL cluster under a working directory, for the demo and for tests.
+"""A private PostgreSQL cluster, for the demo and for tests.
 
 The server binaries are found on the machine (``TRUELABEL_PG_BINDIR``, ``pg_config``, Debian's
 versioned folder, ``PATH``, or the ``pgserver`` package's bundled build). PostgreSQL refuses to
 run as root, so when we are root the cluster runs as a dedicated system user,
 ``truelabel-pg``, created on first use; the data directory is owned by it. That user must be
-able to reach the working directory: a folder under a private home (mode 0700) is refused with
-a message naming a place that works. The cluster listens on 127.0.0.1 only, with trust
-authentication, on a free port, and its settings live in ``truelabel.conf`` beside the data.
+able to reach the cluster's folder: a folder under a private home (mode 0700, as ``/root`` is)
+is refused with a message naming a place that works. :func:`scratch_cluster_dir` gives such a
+place whatever the working directory: a fresh folder under a per-user home in the system's
+temporary folder, owned by the server's user, mode 0700, removed afterwards. The cluster
+listens on 127.0.0.1 only, with trust authentication, on a free port, and its settings live in
+``truelabel.conf`` beside the data.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from truelabel_db.errors import EmbeddedClusterError
 
 CLUSTER_USER = "truelabel-pg"
+HOME_PREFIX = "truelabel-db-"   # <temporary folder>/truelabel-db-<user>: where scratch clusters live
+OWNER_FILE = "owner.pid"        # in each scratch folder: the process that made it (gone: the folder is litter)
 BINDIR_ENV = "TRUELABEL_PG_BINDIR"
 INSTALL_HINT = ("install PostgreSQL's server (Debian: apt-get install postgresql-15), "
                 f"or `pip install pgserver`, or point {BINDIR_ENV} at a folder holding `postgres`")
@@ -147,11 +154,13 @@ class EmbeddedCluster:
             self.settings.update(settings)
         self.start()
 
-    def run_tool(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def run_tool(self, program: str, *args: str,
+                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run one of the server's programs (``pg_basebackup``, ...) as the cluster's user, from
-        the base folder, which is created and handed to that user first."""
+        the base folder, which is created and handed to that user first; ``env`` replaces the
+        default environment (ours without its secrets)."""
         self._prepare_dirs()
-        return self._run(program, *args)
+        return self._run(program, *args, env=env)
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -200,23 +209,25 @@ class EmbeddedCluster:
         if self._user is not None:
             os.chown(target, self._user.pw_uid, self._user.pw_gid)
 
-    def _run(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, program: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The server and its tools never inherit our secrets (the backup key, passwords)."""
+        from truelabel_db.hooks import scrubbed_environment
+
         kwargs: dict[str, object] = {}
         if self._user is not None:
             kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
         return subprocess.run([str(self.bindir / program), *args], capture_output=True, text=True,
-                              cwd=str(self.base_dir), stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+                              cwd=str(self.base_dir), stdin=subprocess.DEVNULL,
+                              env=dict(env) if env is not None else scrubbed_environment(),
+                              **kwargs)  # type: ignore[call-overload]
 
     def _wait_ready(self) -> None:
+        """Until the server accepts connections (a ping: a replica may demand passwords we lack)."""
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(self.url, connect_timeout=2).close()
-                return
-            except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise EmbeddedClusterError(f"the private cluster does not accept connections: {exc}") from exc
-                time.sleep(0.1)
+        while pq.PGconn.ping(f"{self.url}?connect_timeout=2".encode()) != pq.Ping.OK:
+            if time.monotonic() > deadline:
+                raise EmbeddedClusterError(f"the private cluster does not accept connections: {self._log_tail()}")
+            time.sleep(0.1)
 
     def _log_tail(self) -> str:
         try:
@@ -224,6 +235,78 @@ class EmbeddedCluster:
         except OSError:
             return "no server log"
         return " | ".join(lines[-3:]) or "empty server log"
+
+
+def cluster_home(base: Path | None = None) -> Path:
+    """The calling user's folder for scratch clusters: ``<base>/truelabel-db-<user>``.
+
+    ``base`` defaults to the system's temporary folder (``TMPDIR`` or ``/tmp``), which every user
+    can traverse. The folder belongs to the user the server runs as (``truelabel-pg`` under root,
+    else the caller) and has mode 0700: the server can enter it and no other user can. An
+    existing folder is checked, not trusted: a symbolic link, or a folder of another owner, is
+    refused (someone may have planted it in a world-writable place).
+    """
+    server = _cluster_user()
+    uid = server.pw_uid if server is not None else os.geteuid()
+    gid = server.pw_gid if server is not None else os.getegid()
+    home = (base or Path(tempfile.gettempdir())).resolve() / f"{HOME_PREFIX}{_caller_name()}"
+    try:
+        home.mkdir(mode=0o700)
+        os.chown(home, uid, gid)
+    except FileExistsError:
+        pass
+    info = home.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+        raise EmbeddedClusterError(
+            f"{home} is not a folder of the PostgreSQL server's user ({_user_name(uid)}); "
+            f"remove it, or set TMPDIR to another folder")
+    if info.st_mode & 0o077:
+        home.chmod(0o700)
+    if server is not None:
+        _check_reachable(home, server)
+    return home
+
+
+@contextmanager
+def scratch_cluster_dir(prefix: str = "cluster-", *, base: Path | None = None) -> Iterator[Path]:
+    """A fresh folder for a throwaway cluster, inside :func:`cluster_home`; removed on exit.
+
+    Folders left by a process that died before it could remove its own (``kill -9``) are
+    removed on the way in: each records the process that made it.
+    """
+    home = cluster_home(base)
+    _sweep(home)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=home))
+    (folder / OWNER_FILE).write_text(str(os.getpid()))
+    owner = home.stat()
+    os.chown(folder, owner.st_uid, owner.st_gid)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sweep(home: Path) -> None:
+    """Remove scratch folders whose maker is gone and whose server, if any, is not running."""
+    for folder in home.iterdir():
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+            servers = [int(p.read_text().split()[0]) for p in folder.glob("*/data/postmaster.pid")]
+        except (OSError, ValueError, IndexError):
+            continue   # not one of ours, still being made, or a server writing its pid file
+        if not _alive(owner) and not any(_alive(pid) for pid in servers):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _caller_name() -> str:
+    return _user_name(os.geteuid())
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _alive(pid: int) -> bool:
@@ -263,7 +346,8 @@ def _check_reachable(folder: Path, user: pwd.struct_passwd) -> None:
         if parent.owner() != user.pw_name and not (mode.st_mode & 0o001):
             raise EmbeddedClusterError(
                 f"the PostgreSQL user {user.pw_name} cannot enter {parent} (mode "
-                f"{oct(mode.st_mode & 0o777)}); choose a working directory outside it, e.g. under /srv or /tmp")
+                f"{oct(mode.st_mode & 0o777)}); choose a folder outside it, e.g. under /srv or /tmp "
+                "(the demo's and the tests' clusters go under TMPDIR)")
 
 
 def _last_line(text: str) -> str:

@@ -31,8 +31,9 @@ class ExitCode(IntEnum):
     MIGRATE = 12               # a migrate step failed; its finished steps were rolled back
     NOT_PRIMARY = 13           # refused: the operation would write to a database that is not the primary
     UNMAPPED_SCHEMA = 14       # the legacy file has tables or columns the mapping does not know
+    MISSING_EXTRA = 15         # the command needs an optional extra that is not installed (serve, s3 or bench)
     BACKUP = 20                # a backup cannot be taken, found, stored or restored
-    BACKUP_KEY = 21            # no key, a malformed key, or not the backup's key
+    BACKUP_KEY = 21            # no key, a malformed key, a key file others can read, or not the backup's key
     BACKUP_INTEGRITY = 22      # a backup's bytes are not the ones written
     RECOVERY = 23              # point-in-time recovery cannot be set up or carried out
     DRILL = 24                 # a disaster-recovery drill step failed

@@ -1,7 +1,7 @@
 """``migrate``: the whole plan in one command, checkpointed, resumable, undone on failure.
 
 backup → schema → capture → copy → follow → verify → cutover (plan §2.3). Each finished step
-is a checkpoint in ``truelabel_meta.migrate_checkpoints``; a rerun skips them. On a failure the
+is a checkpoint in the catalog; a rerun skips them. On a failure the
 finished steps' rollback handlers run in reverse. They restore the *app's* situation (SQLite
 the primary, writable, no gate, no fence), not undo work that stays valid: the copied data and
 the follower's position remain, which is what lets a rerun resume instead of start over.
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from truelabel_db.capture import capture_status, install_capture
+from truelabel_db.catalog import changelog, follow_state, migrate_checkpoints
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.cutover.run import CutoverOptions, cutover
 from truelabel_db.errors import ExitCode, ReconciliationError, TrueLabelError
@@ -65,12 +65,10 @@ class _Migration:
         self.installed_capture = False
 
     def checkpoint_done(self, conn: psycopg.Connection, step: str) -> bool:
-        return conn.execute("SELECT 1 FROM truelabel_meta.migrate_checkpoints WHERE source_path = %s "
-                            "AND step = %s", (self.key, step)).fetchone() is not None
+        return migrate_checkpoints.is_done(conn, self.key, step)
 
     def record(self, conn: psycopg.Connection, step: str, detail: dict[str, Any]) -> None:
-        conn.execute("INSERT INTO truelabel_meta.migrate_checkpoints (source_path, step, detail) "
-                     "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (self.key, step, Jsonb(detail)))
+        migrate_checkpoints.record(conn, self.key, step, detail)
 
     def run(self) -> MigrateReport:
         with connect(self.url, autocommit=True) as conn:
@@ -98,24 +96,30 @@ class _Migration:
         return self.report
 
     def step_backup(self) -> dict[str, Any]:
+        """The legacy file before any step touches it: sealed into the backup repository when one
+        is configured (and then nowhere in plain), else a plain copy readable by its owner only."""
+        import os
+
+        from truelabel_db.backup.storage import REPO_ENV
+
+        if os.environ.get(REPO_ENV):
+            return self.store_backup()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         target = (self.options.work_dir / f"backup-{stamp}.db").resolve()
         take_snapshot(self.source, target)
-        return {"path": str(target), **self.store_backup()}
+        self.say(f"backup   not encrypted (set {REPO_ENV} and a key to seal it): {target}, mode 0600")
+        return {"path": str(target), "encrypted": False}
 
     def store_backup(self) -> dict[str, Any]:
-        """With a backup repository configured, also an encrypted, checksummed copy kept there."""
-        import os
-
+        """An encrypted, checksummed copy in the configured repository (its staging is private
+        and removed)."""
         from truelabel_db.backup import load_key, open_storage
         from truelabel_db.backup.legacy import backup_legacy
-        from truelabel_db.backup.storage import REPO_ENV
 
-        if not os.environ.get(REPO_ENV):
-            return {}
+        key = load_key()
         storage = open_storage(None, create=True)
-        manifest = backup_legacy(self.source, storage, load_key(), work_dir=self.options.work_dir)
-        return {"backup_id": manifest.id, "repository": storage.describe()}
+        manifest = backup_legacy(self.source, storage, key, work_dir=self.options.work_dir)
+        return {"backup_id": manifest.id, "repository": storage.describe(), "encrypted": True}
 
     def step_schema(self) -> dict[str, Any]:
         with connect(self.url, autocommit=True) as conn:
@@ -156,17 +160,12 @@ class _Migration:
 
     def pending_keys(self) -> set[tuple[str, str]]:
         """Rows the changelog lists after the follower's committed position."""
-        from truelabel_db.capture.changelog import CHANGELOG_TABLE
         from truelabel_db.legacy.source import reading
-        from truelabel_db.sqlite_sql import quote_ident
 
         with connect(self.url) as conn:
-            row = conn.execute("SELECT position FROM truelabel_meta.follow_state WHERE source_path = %s",
-                               (self.key,)).fetchone()
-        position = row[0] if row else 0
+            position = follow_state.position(conn, self.key) or 0
         with reading(self.source) as legacy:
-            return {(t, str(k).lower()) for t, k in legacy.execute(
-                f"SELECT tbl, pk FROM {quote_ident(CHANGELOG_TABLE)} WHERE seq > ? AND op <> 'M'", (position,))}
+            return {(t, k.lower()) for t, keys in changelog.keys_after(legacy, position).items() for k in keys}
 
     def step_cutover(self) -> dict[str, Any]:
         options = CutoverOptions(redis_url=self.options.redis_url, primary_file=self.options.primary_file,

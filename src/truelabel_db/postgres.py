@@ -39,10 +39,18 @@ def describe(url: str) -> str:
 
 
 def connect(url: str, *, autocommit: bool = False, application_name: str = "truelabel-db",
-            check_version: bool = True) -> psycopg.Connection:
-    """Open a connection, translating every way it can fail into :class:`TargetError`."""
+            check_version: bool = True, migration_writer: bool = False) -> psycopg.Connection:
+    """Open a connection, translating every way it can fail into :class:`TargetError`.
+
+    ``migration_writer``: the session says it is the migration writing SQLite's rows, which
+    the PostgreSQL fence (up after a rollback) lets through and refuses to the app.
+    """
     try:
-        conninfo = make_conninfo(url, application_name=application_name, connect_timeout="10")
+        extra = {}
+        if migration_writer:
+            given = conninfo_to_dict(url).get("options") or ""
+            extra["options"] = f"{given} -c truelabel.migration_writer=on".strip()
+        conninfo = make_conninfo(url, application_name=application_name, connect_timeout="10", **extra)
     except psycopg.ProgrammingError as exc:
         raise TargetError(f"invalid target URL: {redact(_first_line(exc))}") from exc
     try:

@@ -12,6 +12,7 @@ from truelabel_db.analyze.report import AnalysisReport, TableReport
 from truelabel_db.capture.changelog import TRIGGER_PREFIX as TOOL_TABLE_PREFIX
 from truelabel_db.legacy.schema import read_schema
 from truelabel_db.legacy.source import reading
+from truelabel_db.schema.drift import detect
 from truelabel_db.schema.mapping import BY_LEGACY
 from truelabel_db.schema.transforms import CommaList, Json
 from truelabel_db.sqlite_sql import quote_ident
@@ -42,6 +43,9 @@ def analyze(path: Path, *, sample_limit: int = 5) -> AnalysisReport:
                 report.lists_in_text += [f"{name}.{c.legacy}" for c in mapped.columns
                                          if isinstance(c.transform, CommaList)]
             report.columns += profile_table(conn, table, rows[name], sample_limit)
+        drift = detect(schema)
+        report.missing = [f"{t}.{c}" for t, cols in drift.missing_columns.items() for c in cols]
+        report.missing += list(drift.missing_tables)
         report.orphans = orphans(conn, schema, sample_limit)
         report.missing_indexes = missing_indexes(schema)
         report.query_shapes = query_shapes(rows)

@@ -30,7 +30,12 @@ def summarise(report: AnalysisReport) -> list[Finding]:
         out.append(Finding("info", "free-text columns holding enums (become PostgreSQL enums or checked text): "
                            + ", ".join(enums)))
     if report.unmapped:
-        out.append(Finding("warning", "not in the mapping (would not be migrated): " + ", ".join(report.unmapped)))
+        out.append(Finding("warning", "not in the mapping: " + ", ".join(report.unmapped) + " — copy and capture "
+                           "refuse the file until you choose: --unmapped carry (columns kept in legacy_extra, "
+                           "tables in the legacy schema) or --unmapped ignore:NAME,... (left out, on record)"))
+    if report.missing:
+        out.append(Finding("info", "in the mapping but not in the file: " + ", ".join(report.missing)
+                           + " (an optional table, or a nullable column read as NULL; a required column is refused)"))
     if report.journal_mode.lower() != "wal":
         out.append(Finding("info", f"journal mode is {report.journal_mode}: readers block writers; "
                            "the copy reads a snapshot taken with the online backup API"))

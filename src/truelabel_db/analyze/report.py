@@ -73,6 +73,7 @@ class AnalysisReport:
     lists_in_text: list[str] = field(default_factory=list)
     query_shapes: list[QueryShape] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # mapped tables and columns the file lacks
     findings: list[Finding] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from truelabel_db.backup.errors import BackupIntegrityError, BackupKeyError
 from truelabel_db.backup.keys import key_id
+from truelabel_db.private import open_private, private_folder
 
 MAGIC = b"TLBKENC1"
 CHUNK = 1 << 20
@@ -121,7 +122,7 @@ def encrypt_file(source: Path, destination: Path, key: bytes) -> SealedFile:
     """Encrypt a file to ``destination`` (written aside, fsynced, then renamed into place)."""
     partial = destination.with_name(destination.name + ".partial")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as src, partial.open("wb") as dst:
+    with source.open("rb") as src, open_private(partial) as dst:
         sealed = encrypt_stream(src, dst, key)
         dst.flush()
         os.fsync(dst.fileno())
@@ -130,11 +131,11 @@ def encrypt_file(source: Path, destination: Path, key: bytes) -> SealedFile:
 
 
 def decrypt_file(source: Path, destination: Path, key: bytes, name: str | None = None) -> int:
-    """Decrypt a file; on any failure nothing is left at ``destination``."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    """Decrypt a file, readable by its owner only; on any failure nothing is left at ``destination``."""
+    private_folder(destination.parent)
     partial = destination.with_name(destination.name + ".partial")
     try:
-        with source.open("rb") as src, partial.open("wb") as dst:
+        with source.open("rb") as src, open_private(partial) as dst:
             size = decrypt_stream(src, dst, key, name or source.name)
     except BaseException:
         partial.unlink(missing_ok=True)

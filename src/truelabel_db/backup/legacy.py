@@ -31,6 +31,7 @@ from truelabel_db.backup.space import require_free_space
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import TrueLabelError
 from truelabel_db.legacy.source import check_is_sqlite, take_snapshot
+from truelabel_db.private import private_folder
 from truelabel_db.sqlite_sql import quote_ident
 
 SNAPSHOT_NAME = "legacy.db"
@@ -75,7 +76,7 @@ def _backup_legacy(source: Path, storage: Storage, key: bytes, work_dir: Path | 
                         created_at=moment.isoformat(), source=str(source.resolve()), key_id=key_id(key),
                         tool=f"SQLite {sqlite3.sqlite_version} online backup API")
     if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(work_dir)
     staging = Path(tempfile.mkdtemp(prefix="truelabel-legacy-", dir=str(work_dir) if work_dir else None))
     try:
         require_free_space(staging, source.stat().st_size * 2, "legacy snapshot")

@@ -46,6 +46,7 @@ from truelabel_db.backup.space import needed_bytes, require_free_space
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import TrueLabelError
 from truelabel_db.postgres import connect, describe
+from truelabel_db.private import private_folder
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,7 @@ def _backup(url: str, storage: Storage, key: bytes, options: BackupOptions) -> M
 def _work_dir(chosen: Path | None) -> str | None:
     if chosen is None:
         return None
-    chosen.mkdir(parents=True, exist_ok=True)
-    return str(chosen)
+    return str(private_folder(chosen))
 
 
 def free_backup_id(storage: Storage, wanted: str) -> str:

@@ -8,7 +8,6 @@ on the machine, since ``pg_dump`` must be at least as new as the server.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from truelabel_db.backup.errors import BackupError
+from truelabel_db.hooks import scrubbed_environment
 from truelabel_db.postgres import redact
 
 
@@ -43,10 +43,9 @@ def tool_target(url: str) -> ToolTarget:
 
 
 def tool_environment() -> dict[str, str]:
-    """Our environment minus the backup key: no child process needs it, so none inherits it."""
-    from truelabel_db.backup.keys import KEY_ENV
-
-    return {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    """Our environment minus its secrets (the backup key, other passwords, cloud credentials):
+    a client tool needs none of them. ``PGPASSWORD`` stays, as libpq reads it."""
+    return scrubbed_environment(keep=("PGPASSWORD",))
 
 
 def binary(name: str) -> str:

@@ -3,7 +3,9 @@
 The plan keeps weekly full backups four weeks: by default a complete backup is kept while it is
 younger than 28 days, and the newest complete backup of each kind is kept whatever its age (an
 old backup is better than none). A backup left incomplete by a crash is deleted once it is
-older than a day (younger, it may still be being written).
+older than a day (younger, it may still be being written). A backup that fails its checks (a
+manifest or verification record that is not its own) is never deleted automatically and never
+counts as the newest: it is evidence, for the operator to look at.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def plan_prune(backups: list[Listing], policy: RetentionPolicy, now: datetime) -
         newest.setdefault(b.manifest.kind, []).append(b.id)  # type: ignore[union-attr]
     protected = {i for ids in newest.values() for i in ids[:policy.keep_at_least]}
     for b in backups:
-        if b.manifest is None:
+        if b.problem:
+            plan.keep.append(b.id)
+            plan.reasons[b.id] = f"fails its checks, kept for inspection: {b.problem}"
+        elif b.manifest is None:
             stamp = _id_time(b.id)
             if stamp is not None and stamp < now - INCOMPLETE_GRACE:
                 plan.delete.append(b.id)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from truelabel_db.backup.errors import BackupError
 from truelabel_db.backup.manifest import is_backup_id
+from truelabel_db.extras import require
 
 ENDPOINT_ENV = "TRUELABEL_S3_ENDPOINT_URL"
 T = TypeVar("T")
@@ -26,6 +27,7 @@ class S3Storage:
 
     @classmethod
     def from_url(cls, url: str) -> "S3Storage":
+        require("s3", "an s3:// backup repository")
         import boto3
         from botocore.config import Config
 

@@ -2,7 +2,9 @@
 
 A backup that was never restored is a hope. ``verify`` restores into a scratch database on the
 server given (never the production database), compares each table's rows with the manifest,
-drops the scratch database, and records the result beside the backup, failed or not.
+drops the scratch database, and records the result beside the backup, failed or not, sealed
+under the key and bound to the manifest it checked (no record is written with a key that is
+not the backup's: it would vouch for nothing).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import time
 from pathlib import Path
 
 from truelabel_db.backup.database import drop_database, sibling_url
-from truelabel_db.backup.errors import BackupError, BackupIntegrityError
+from truelabel_db.backup.errors import BackupError, BackupIntegrityError, BackupKeyError
 from truelabel_db.backup.logical import restore_backup
-from truelabel_db.backup.manifest import VERIFICATION, Verification, utc_now
+from truelabel_db.backup.manifest import VERIFICATION, Manifest, Verification, utc_now
 from truelabel_db.backup.repository import open_sealed
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import TrueLabelError
@@ -27,6 +29,7 @@ def verify_backup(storage: Storage, backup_id: str, key: bytes, scratch_server_u
                   *, jobs: int = 2, work_dir: Path | None = None) -> Verification:
     """Verify ``backup_id``; a PostgreSQL backup needs a server for its scratch database."""
     started = time.perf_counter()
+    manifest: Manifest | None = None
     try:
         manifest = open_sealed(storage, backup_id, key)
         if manifest.kind == "sqlite":
@@ -40,9 +43,11 @@ def verify_backup(storage: Storage, backup_id: str, key: bytes, scratch_server_u
             finally:
                 drop_database(scratch)
             mismatches = result.mismatches
+    except BackupKeyError:
+        raise
     except TrueLabelError as exc:
         _record(storage, Verification(backup_id, utc_now().isoformat(), False, str(exc),
-                                      round(time.perf_counter() - started, 3)))
+                                      round(time.perf_counter() - started, 3)), key, manifest)
         raise
     ok = not mismatches
     detail = "restored; every table's rows match the manifest" if ok else \
@@ -50,15 +55,17 @@ def verify_backup(storage: Storage, backup_id: str, key: bytes, scratch_server_u
     verification = Verification(backup_id, utc_now().isoformat(), ok, detail,
                                 round(time.perf_counter() - started, 3),
                                 {k: list(v) for k, v in mismatches.items()})
-    _record(storage, verification)
+    verification = _record(storage, verification, key, manifest)
     if not ok:
         raise BackupIntegrityError(f"backup {backup_id}: {detail}: {', '.join(list(mismatches)[:5])}")
     return verification
 
 
-def _record(storage: Storage, verification: Verification) -> None:
-    if verification.backup_id in storage.list_ids():
-        storage.put_bytes(f"{verification.backup_id}/{VERIFICATION}", verification.to_json())
+def _record(storage: Storage, verification: Verification, key: bytes, manifest: Manifest | None) -> Verification:
+    sealed = verification.sealed(key, manifest.mac if manifest is not None else "")
+    if sealed.backup_id in storage.list_ids():
+        storage.put_bytes(f"{sealed.backup_id}/{VERIFICATION}", sealed.to_json())
+    return sealed
 
 
 def _verify_legacy(storage: Storage, backup_id: str, key: bytes, work_dir: Path | None) -> dict[str, tuple[int, int]]:

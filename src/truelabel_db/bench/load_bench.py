@@ -36,14 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
+from truelabel_db.extras import require
 
-from truelabel_db.bench.connection_scaling import connection_scaling
-from truelabel_db.bench.load_model import Arrivals, Measured, Targets, Users, run_arrivals, run_users
-from truelabel_db.copy import CopyOptions, run_copy
-from truelabel_db.embedded import EmbeddedCluster, free_port
-from truelabel_db.hotpaths import LegacyHotPaths
+require("bench", "`bench load`")
+require("serve", "`bench load`")   # it starts `serve`
+
+import psycopg  # noqa: E402 (after the checks that name the missing extra)
+import redis  # noqa: E402
+
+from truelabel_db.bench.connection_scaling import connection_scaling  # noqa: E402
+from truelabel_db.bench.load_model import Arrivals, Measured, Targets, Users, run_arrivals, run_users  # noqa: E402
+from truelabel_db.copy import CopyOptions, run_copy  # noqa: E402
+from truelabel_db.embedded import EmbeddedCluster, free_port  # noqa: E402
+from truelabel_db.hotpaths import LegacyHotPaths  # noqa: E402
 
 P99_BOUND_MS = 200.0
 CLUSTER_SETTINGS = {"shared_buffers": "512MB", "max_connections": "100", "max_wal_size": "2GB",

@@ -40,7 +40,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
+from truelabel_db.extras import require
+
+require("bench", "the load generator")
+
+import aiohttp  # noqa: E402 (after the check that names the missing extra)
 
 MAX_USERS = 20_000
 MAX_RATE = 20_000.0

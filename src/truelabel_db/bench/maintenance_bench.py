@@ -17,6 +17,7 @@ replica is made with ``replica add``'s code and its lag sampled every 100 ms und
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.bench.pg_app_load import URL_ENV
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.embedded import EmbeddedCluster, free_port
 from truelabel_db.maintain.jobs import job_named
@@ -60,9 +62,10 @@ class MaintenanceBenchResult:
 
 
 def app_load(url: str, rate: float, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "truelabel_db.bench.pg_app_load", "--url", url,
+    """The app's load in a process of its own; the URL (which may hold a password) in its environment."""
+    return subprocess.Popen([sys.executable, "-m", "truelabel_db.bench.pg_app_load",
                              "--rate", str(rate), "--seconds", str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, URL_ENV: url})
 
 
 def _finish(load: subprocess.Popen[str]) -> dict[str, Any]:

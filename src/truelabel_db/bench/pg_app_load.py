@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 
 import psycopg
 
+URL_ENV = "TRUELABEL_BENCH_APP_URL"  # the database, never on the command line (ps shows it)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    print(json.dumps(run_load(args.url, args.rate, args.seconds, args.seed)))
+    print(json.dumps(run_load(os.environ[URL_ENV], args.rate, args.seconds, args.seed)))
 
 
 def run_load(url: str, rate: float, seconds: float, seed: int = 1) -> dict[str, float]:

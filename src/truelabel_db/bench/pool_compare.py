@@ -58,6 +58,9 @@ async def _async_side(url: str, brand: str, product: str, calls: int, concurrenc
 
 
 def compare_pools(url: str, *, calls: int = 3000, concurrency: int = 10) -> list[dict[str, Any]]:
+    from truelabel_db.extras import require
+
+    require("serve", "`bench pools`")   # uvloop comes with uvicorn[standard]
     import uvloop
 
     blocking = PostgresHotPaths(url, max_size=concurrency)

@@ -48,16 +48,3 @@ def hit_ratios(counts: dict[str, int]) -> dict[str, float | None]:
     ratios["overall"] = served / lookups if lookups else None
     return ratios
 
-
-def prometheus(counts: dict[str, int], prefix: str = "truelabel_cache") -> str:
-    lines = [f"# HELP {prefix}_hits_total Cache hits by layer", f"# TYPE {prefix}_hits_total counter"]
-    lines += [f'{prefix}_hits_total{{layer="{layer}"}} {counts.get(f"{layer}_hits", 0)}' for layer in LAYERS]
-    lines += [f"# HELP {prefix}_misses_total Cache misses by layer", f"# TYPE {prefix}_misses_total counter"]
-    lines += [f'{prefix}_misses_total{{layer="{layer}"}} {counts.get(f"{layer}_misses", 0)}' for layer in LAYERS]
-    for event in EVENTS:
-        lines += [f"# TYPE {prefix}_{event}_total counter", f"{prefix}_{event}_total {counts.get(event, 0)}"]
-    lines += [f"# HELP {prefix}_hit_ratio Hits over lookups reaching the layer", f"# TYPE {prefix}_hit_ratio gauge"]
-    for layer, ratio in hit_ratios(counts).items():
-        if ratio is not None:
-            lines.append(f'{prefix}_hit_ratio{{layer="{layer}"}} {ratio:.4f}')
-    return "\n".join(lines) + "\n"

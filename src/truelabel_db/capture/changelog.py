@@ -21,43 +21,40 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from truelabel_db.catalog import changelog
+from truelabel_db.catalog.changelog import record_schema_version
 from truelabel_db.legacy.schema import read_schema
-from truelabel_db.legacy.source import connect, require_tables, translate_sqlite_error
+from truelabel_db.legacy.source import connect, translate_sqlite_error
+from truelabel_db.schema.drift import UnmappedPolicy, UnmappedSchemaError, decide, effective_mapping
 from truelabel_db.schema.mapping import TABLES, TableMap
-from truelabel_db.sqlite_sql import quote_ident, quote_literal
+from truelabel_db.sqlite_sql import quote_ident
 
-CHANGELOG_TABLE = "_truelabel_changelog"
-STATE_TABLE = "_truelabel_capture"
 TRIGGER_PREFIX = "_truelabel_"
-NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+CAPTURE_SUFFIXES = ("_ins", "_upd", "_del")
 
 
 def capture_ddl(tables: tuple[TableMap, ...] = TABLES) -> list[str]:
     """Every statement ``install`` runs, built from the mapping (``capture install --sql``)."""
-    log = quote_ident(CHANGELOG_TABLE)
-    statements = [
-        f"CREATE TABLE IF NOT EXISTS {log} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "tbl TEXT NOT NULL, op TEXT NOT NULL CHECK (op IN ('U', 'D', 'M')), pk TEXT, "
-        f"at INTEGER NOT NULL DEFAULT ({NOW_MS}))",
-        f"CREATE TABLE IF NOT EXISTS {quote_ident(STATE_TABLE)} (key TEXT PRIMARY KEY, value TEXT)",
-    ]
+    statements = changelog.ddl()
     for table in tables:
-        statements += _triggers(table, log)
+        statements += _triggers(table)
     return statements
 
 
-def _triggers(table: TableMap, log: str) -> list[str]:
-    name, key, lit = quote_ident(table.legacy), quote_ident(table.legacy_key), quote_literal(table.legacy)
-    into = f"INSERT INTO {log} (tbl, op, pk)"
-    trig = lambda suffix: quote_ident(f"{TRIGGER_PREFIX}{table.legacy}_{suffix}")  # noqa: E731
+def trigger_name(table: TableMap, suffix: str) -> str:
+    return f"{TRIGGER_PREFIX}{table.legacy}{suffix}"
+
+
+def _triggers(table: TableMap) -> list[str]:
+    name, key = quote_ident(table.legacy), quote_ident(table.legacy_key)
+    upsert = changelog.append_sql(table.legacy, changelog.UPSERT, f"NEW.{key}")
+    delete = changelog.append_sql(table.legacy, changelog.DELETE, f"OLD.{key}")
+    key_moved = changelog.append_sql(table.legacy, changelog.DELETE, f"OLD.{key}", when=f"OLD.{key} IS NOT NEW.{key}")
+    trig = lambda suffix: quote_ident(trigger_name(table, suffix))  # noqa: E731
     return [
-        f"CREATE TRIGGER IF NOT EXISTS {trig('ins')} AFTER INSERT ON {name} BEGIN "
-        f"{into} VALUES ({lit}, 'U', NEW.{key}); END",
-        f"CREATE TRIGGER IF NOT EXISTS {trig('upd')} AFTER UPDATE ON {name} BEGIN "
-        f"{into} SELECT {lit}, 'D', OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
-        f"{into} VALUES ({lit}, 'U', NEW.{key}); END",
-        f"CREATE TRIGGER IF NOT EXISTS {trig('del')} AFTER DELETE ON {name} BEGIN "
-        f"{into} VALUES ({lit}, 'D', OLD.{key}); END",
+        f"CREATE TRIGGER IF NOT EXISTS {trig('_ins')} AFTER INSERT ON {name} BEGIN {upsert}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {trig('_upd')} AFTER UPDATE ON {name} BEGIN {key_moved}; {upsert}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {trig('_del')} AFTER DELETE ON {name} BEGIN {delete}; END",
     ]
 
 
@@ -77,43 +74,57 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def install_capture(path: Path) -> "CaptureStatus":
+def install_capture(path: Path, unmapped: UnmappedPolicy | None = None) -> "CaptureStatus":
     """Create the changelog and the triggers in one ``BEGIN IMMEDIATE`` transaction.
 
     Safe while the app writes: the transaction waits (busy timeout) for the write lock, holds
-    it for milliseconds, and the app's next write is already captured.
+    it for milliseconds, and the app's next write is already captured. A file whose schema
+    the mapping does not cover is refused unless ``unmapped`` says what to do (carried tables
+    are captured too); the policy is recorded so that the copy applies the same.
     """
     with write_lock(path) as conn:
-        require_tables(read_schema(conn), [t.legacy for t in TABLES], path)
-        for statement in capture_ddl():
+        policy = unmapped or _recorded_policy(conn) or UnmappedPolicy()
+        mapping = effective_mapping(decide(conn, read_schema(conn), policy, name=str(path)))
+        for statement in capture_ddl(mapping.tables):
             conn.execute(statement)
+        changelog.set_setting(conn, "unmapped", policy.to_json())
         record_schema_version(conn)
     return capture_status(path)
 
 
-def record_schema_version(conn: sqlite3.Connection) -> None:
-    """Remember the schema as it is after our own DDL, so that only the app's changes count."""
-    version = conn.execute("PRAGMA schema_version").fetchone()[0]
-    conn.execute(f"INSERT OR REPLACE INTO {quote_ident(STATE_TABLE)} VALUES ('schema_version', ?)",
-                 (str(version),))
+def _recorded_policy(conn: sqlite3.Connection) -> UnmappedPolicy | None:
+    recorded = changelog.setting(conn, "unmapped")
+    return UnmappedPolicy.from_json(recorded) if recorded else None
 
 
 def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
-    """Drop the triggers (and the changelog, unless asked to keep it), in one transaction."""
+    """Drop the capture triggers (and the changelog, unless asked to keep it), in one transaction.
+
+    Only capture's own triggers: the fence shares the name prefix, and removing it while
+    PostgreSQL is the primary would let the app write to SQLite again (split brain).
+    """
     with write_lock(path) as conn:
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                                    "AND name LIKE ? ESCAPE '!'", (_like_prefix(),)).fetchall():
+        for name in capture_triggers(conn):
             conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(name)}")
         if not keep_changelog:
-            conn.execute(f"DROP TABLE IF EXISTS {quote_ident(CHANGELOG_TABLE)}")
-            conn.execute(f"DROP TABLE IF EXISTS {quote_ident(STATE_TABLE)}")
-            # SQLite keeps its sqlite_sequence table once created; our counter goes at least.
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
-                conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (CHANGELOG_TABLE,))
+            for statement in changelog.drop_ddl():
+                conn.execute(statement)
+            changelog.forget_sequence(conn)
 
 
-def _like_prefix() -> str:
-    return TRIGGER_PREFIX.replace("!", "!!").replace("_", "!_").replace("%", "!%") + "%"
+def _captured_tables(conn: sqlite3.Connection) -> int:
+    """How many tables capture covers under its recorded policy (what the trigger count should be)."""
+    try:
+        policy = _recorded_policy(conn) or UnmappedPolicy()
+        return len(effective_mapping(decide(conn, read_schema(conn), policy)).tables)
+    except UnmappedSchemaError:
+        return len([t for t in TABLES if t.legacy in read_schema(conn)])
+
+
+def capture_triggers(conn: sqlite3.Connection) -> list[str]:
+    """The names of capture's triggers present in the file (never the fence's)."""
+    return [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            if name.startswith(TRIGGER_PREFIX) and name.endswith(CAPTURE_SUFFIXES)]
 
 
 @dataclass(frozen=True)
@@ -141,30 +152,14 @@ class CaptureStatus:
 def capture_status(path: Path) -> CaptureStatus:
     conn = connect(path)
     try:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
-        triggers = sum(1 for n in names if n.startswith(TRIGGER_PREFIX) and n not in (CHANGELOG_TABLE, STATE_TABLE))
-        installed = CHANGELOG_TABLE in names
-        count = first = last = oldest = recorded = None
-        if installed:
-            count, first, last, oldest = conn.execute(
-                f"SELECT count(*), min(seq), max(seq), min(at) FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
-        if STATE_TABLE in names:
-            row = conn.execute(f"SELECT value FROM {quote_ident(STATE_TABLE)} WHERE key = 'schema_version'").fetchone()
-            recorded = int(row[0]) if row else None
-        return CaptureStatus(installed, triggers, 3 * len(TABLES), int(count or 0), first, last, oldest,
-                             recorded, conn.execute("PRAGMA schema_version").fetchone()[0],
+        installed = changelog.exists(conn)
+        log = changelog.extent(conn) if installed else changelog.Extent(0, None, None, None)
+        return CaptureStatus(installed, len(capture_triggers(conn)), 3 * _captured_tables(conn), log.rows, log.first_seq,
+                             log.last_seq, log.oldest_ms, changelog.recorded_schema_version(conn),
+                             conn.execute("PRAGMA schema_version").fetchone()[0],
                              conn.execute("PRAGMA journal_mode").fetchone()[0])
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, path) from exc
     finally:
         conn.close()
 
-
-def changelog_position(conn: sqlite3.Connection) -> int | None:
-    """The last changelog sequence number visible to ``conn`` (None without capture)."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                          (CHANGELOG_TABLE,)).fetchone()
-    if not exists:
-        return None
-    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (CHANGELOG_TABLE,)).fetchone()
-    return int(seq[0]) if seq else 0

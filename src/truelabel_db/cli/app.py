@@ -8,6 +8,7 @@ import sys
 
 import psycopg
 import typer
+from rich.markup import escape
 
 from truelabel_db.cli import (
     backup_cmd,
@@ -27,7 +28,10 @@ from truelabel_db.cli import (
     replica_cmd,
     schema_cmd,
     serve_cmd,
+    soak_cmd,
+    status_cmd,
     verify_cmd,
+    workload_cmd,
 )
 from truelabel_db.cli.output import err
 from truelabel_db.errors import ExitCode, TrueLabelError
@@ -44,6 +48,8 @@ migrate_cmd.register(app)
 schema_cmd.register(app)
 quarantine_cmd.register(app)
 bench_cmd.register(app)
+soak_cmd.register(bench_cmd.bench_app)
+status_cmd.register(app)
 backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)
@@ -52,6 +58,7 @@ cache_cmd.register(app)
 monitor_cmd.register(app)
 maintain_cmd.register(app)
 replica_cmd.register(app)
+workload_cmd.register(app)
 
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
@@ -80,5 +87,5 @@ def _line(exc: BaseException) -> str:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)   # a message's [brackets] are text
     sys.exit(code)

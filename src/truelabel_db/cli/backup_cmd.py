@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from truelabel_db.cli.options import JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
+
+if TYPE_CHECKING:
+    from truelabel_db.backup.repository import Listing
 
 backup_app = typer.Typer(no_args_is_help=True, help="Encrypted backups, proven restorable.")
 RepoOption = Annotated[Optional[str], typer.Option(
@@ -69,25 +72,51 @@ def run(
 
 
 @backup_app.command("list")
-def list_(to: RepoOption = None, json_out: JsonOption = False) -> None:
-    """Every backup, complete or not, with its size and its last verification."""
+def list_(to: RepoOption = None, key_file: KeyFileOption = None, json_out: JsonOption = False) -> None:
+    """Every backup, complete or not, with its size and its last verification; with the key, seals
+    are checked too. Exits 22 when a backup fails its checks."""
     from truelabel_db.backup import open_storage
+    from truelabel_db.backup.keys import key_configured, load_key
     from truelabel_db.backup.repository import list_backups
 
-    listings = list_backups(open_storage(to))
+    key = load_key(key_file) if key_configured(key_file) else None
+    listings = list_backups(open_storage(to), key)
     if json_out:
         emit_json([b.to_dict() for b in listings])
-        return
-    view = Table("id", "kind", "created", "MB", "rows", "verified")
+    else:
+        err.print(_listing_table(listings, checked=key is not None))
+    _refuse_damaged(listings)
+
+
+def _listing_table(listings: list[Listing], *, checked: bool) -> Table:
+    view = Table("id", "kind", "created", "MB", "rows", "verified",
+                 caption=None if checked else "seals not checked: no key given")
     for b in listings:
         d = b.to_dict()
-        verified = "-" if d["verified"] is None else ("[green]ok[/]" if d["verified"]["ok"] else "[bold red]FAILED[/]")
-        if not b.complete:
+        if b.problem:
+            view.add_row(b.id, "[bold red]fails its checks[/]", "-", "-", "-", "-")
+        elif not b.complete:
             view.add_row(b.id, "[yellow]incomplete[/]", "-", "-", "-", "-")
-            continue
-        view.add_row(b.id, d["kind"], d["created_at"][:19], f"{d['stored_bytes'] / 1e6:,.1f}", f"{d['rows']:,}",
-                     verified)
-    err.print(view)
+        else:
+            view.add_row(b.id, d["kind"], d["created_at"][:19], f"{d['stored_bytes'] / 1e6:,.1f}",
+                         f"{d['rows']:,}", _verified(d["verified"]))
+    return view
+
+
+def _verified(record: dict[str, object] | None) -> str:
+    if record is None:
+        return "-"
+    text = "[green]ok[/]" if record["ok"] else "[bold red]FAILED[/]"
+    return text if record["sealed"] else text + " (unchecked)"
+
+
+def _refuse_damaged(listings: list[Listing]) -> None:
+    from truelabel_db.backup import BackupIntegrityError
+
+    damaged = [b for b in listings if b.problem]
+    if damaged:
+        raise BackupIntegrityError(f"{len(damaged)} backup(s) fail their checks: "
+                                   + "; ".join(str(b.problem) for b in damaged))
 
 
 @backup_app.command("verify")
@@ -107,9 +136,9 @@ def verify(
     from truelabel_db.backup.repository import latest_complete
     from truelabel_db.backup.verify import verify_backup
 
-    storage = open_storage(to)
-    backup_id = backup_id or latest_complete(storage).id
-    result = verify_backup(storage, backup_id, load_key(key_file), target, jobs=jobs, work_dir=work_dir)
+    storage, key = open_storage(to), load_key(key_file)
+    backup_id = backup_id or latest_complete(storage, key=key).id
+    result = verify_backup(storage, backup_id, key, target, jobs=jobs, work_dir=work_dir)
     if json_out:
         emit_json(result.__dict__)
     err.print(f"[green]backup {backup_id} verified[/] in {result.seconds:.1f}s: {result.detail}")

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.options import JsonOption, SourceOption
+from truelabel_db.cli.options import JsonOption, SourceOption, UnmappedOption
 from truelabel_db.cli.output import emit_json, err
 
 capture_app = typer.Typer(no_args_is_help=True, help="Change capture: triggers into a changelog in the SQLite file.")
@@ -20,14 +20,16 @@ def register(app: typer.Typer) -> None:
 def install(
     source: SourceOption,
     sql_only: Annotated[bool, typer.Option("--sql", help="Print the statements, change nothing.")] = False,
+    unmapped: UnmappedOption = None,
 ) -> None:
     """Install the changelog and its triggers (safe while the app writes; idempotent)."""
     from truelabel_db.capture.changelog import capture_ddl, install_capture
+    from truelabel_db.schema.drift import UnmappedPolicy
 
     if sql_only:
         typer.echo(";\n".join(capture_ddl()) + ";")
         return
-    status = install_capture(source)
+    status = install_capture(source, UnmappedPolicy.parse(unmapped) if unmapped else None)
     err.print(f"capture installed in {source}: {status.triggers} triggers, "
               f"changelog at position {status.last_seq or 0}")
 
@@ -51,7 +53,7 @@ def status(
     if follower:
         err.print(f"follower: position {follower['position']}, lag {follower['lag_ms']} ms / "
                   f"{follower['lag_rows']} rows, {follower['rows_per_second']} rows/s, "
-                  f"{follower['changes_applied']:,} changes applied, last at {follower['applied_at']}")
+                  f"{follower['changes_applied']:,} changes applied, last {follower['seconds_since_apply']} s ago")
     if not current.installed:
         err.print(f"capture is not installed in {source}")
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from truelabel_db.cli.options import JsonOption, TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption, UnmappedOption
 from truelabel_db.cli.output import emit_json, err
 
 
@@ -22,7 +22,9 @@ def copy(
     batch_size: Annotated[int, typer.Option(help="Rows per chunk (one COPY and one transaction).")] = 10_000,
     truncate: Annotated[bool, typer.Option("--truncate", help="Empty the application tables of a non-empty target first.")] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an unfinished copy from its snapshot.")] = True,
-    orphans: Annotated[str, typer.Option(help="Rows whose foreign key points nowhere: quarantine | keep.")] = "quarantine",
+    orphans: Annotated[str, typer.Option(help="Rows whose foreign key points nowhere: quarantine | keep. Also "
+                                         "applies to orphans made after the copy, which the follower meets.")] = "quarantine",
+    unmapped: UnmappedOption = None,
     work_dir: Annotated[Path, typer.Option(help="Where the snapshot is kept while the copy runs.")] = Path(".truelabel"),
     keep_snapshot: Annotated[bool, typer.Option("--keep-snapshot", help="Keep the snapshot file afterwards.")] = False,
     in_place: Annotated[bool, typer.Option("--in-place", help="Read the file itself under a shared lock instead of a snapshot: no copy of the file, but the app's writes wait until the copy ends (offline migrations).")] = False,
@@ -33,10 +35,12 @@ def copy(
     from truelabel_db.copy.summary import render
     from truelabel_db.postgres import resolve_target
     from truelabel_db.progress import RichProgress
+    from truelabel_db.schema.drift import UnmappedPolicy
 
     options = CopyOptions(workers=workers, batch_size=batch_size, work_dir=work_dir,
                           truncate=truncate, resume=resume, orphan_policy=orphans,
-                          keep_snapshot=keep_snapshot, in_place=in_place)
+                          keep_snapshot=keep_snapshot, in_place=in_place,
+                          unmapped=UnmappedPolicy.parse(unmapped) if unmapped else None)
     result = run_copy(source, resolve_target(target), options, RichProgress(err))
     render(result, err)
     if json_out:

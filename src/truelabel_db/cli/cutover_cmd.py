@@ -47,11 +47,14 @@ def fence_install(source: Annotated[Path, typer.Option(help="Legacy SQLite file.
 
 
 @fence_app.command("remove")
-def fence_remove(source: Annotated[Path, typer.Option(help="Legacy SQLite file.")]) -> None:
-    """Let writes into the legacy file again (after an interrupted cutover, or a rollback)."""
-    from truelabel_db.cutover.fence import remove_fence
+def fence_remove(source: Annotated[Path, typer.Option(help="Legacy SQLite file.")],
+                 target: TargetOption = None) -> None:
+    """Let writes into the legacy file again (after an interrupted cutover); refused while
+    PostgreSQL is the recorded primary."""
+    from truelabel_db.cutover.fence import remove_fence_unless_switched
+    from truelabel_db.postgres import resolve_target
 
-    remove_fence(source)
+    remove_fence_unless_switched(source, resolve_target(target))
     err.print(f"fence removed: {source} accepts writes")
 
 

@@ -32,10 +32,13 @@ def follow(
     from truelabel_db.follow import Follower, FollowOptions
     from truelabel_db.follow.metrics import serve
     from truelabel_db.postgres import resolve_target
+    from truelabel_db.verify import resync_check
 
-    follower = Follower(source, resolve_target(target),
+    url = resolve_target(target)
+    follower = Follower(source, url,
                         FollowOptions(batch_size=batch_size, lag_threshold_ms=lag_threshold_ms, on_lag=on_lag,
-                                      verify_every=verify_every))
+                                      verify_every=verify_every),
+                        integrity_check=resync_check(source, url) if verify_every is not None else None)
     signal.signal(signal.SIGTERM, lambda *_: follower.stop())
     server = serve(metrics_port, lambda: follower.stats) if metrics_port else None
     try:
@@ -45,7 +48,7 @@ def follow(
     finally:
         follower.close()
         if server:
-            server.shutdown()
+            server.close()
     if json_out:
         emit_json(stats.to_dict())
     err.print(f"followed to position {stats.position}: {stats.changes_applied:,} changes in "

@@ -77,13 +77,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve every report as Prometheus metrics, collected fresh at each scrape, until stopped."""
-    from truelabel_db.monitor.metrics import scrape
     from truelabel_db.monitor.metrics import serve as serve_metrics
+    from truelabel_db.monitor.metrics import snapshot_of
     from truelabel_db.postgres import connect, resolve_target
 
     url = resolve_target(target)
     connect(url).close()  # a wrong URL fails now, not at the first scrape
-    server = serve_metrics(port, lambda: scrape(url), host=host)
+    server = serve_metrics(port, lambda: snapshot_of(url), host=host)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print(f"serving Prometheus metrics on http://{host}:{port}/metrics")
@@ -92,4 +92,4 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
+        server.close()

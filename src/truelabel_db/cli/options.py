@@ -17,3 +17,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 GateRedisOption = Annotated[str, typer.Option(
     envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate and the published primary.")]
+
+UnmappedOption = Annotated[Optional[list[str]], typer.Option(
+    "--unmapped", metavar="refuse|carry|ignore:TABLE[.COLUMN],...",
+    help="Tables and columns of the legacy file the mapping does not know: refuse them (default), carry "
+         "them (columns into a per-table legacy_extra jsonb, tables into the `legacy` schema, followed, "
+         "verified and rolled back like the rest), or ignore the named ones, on record. Repeatable.")]

@@ -61,7 +61,7 @@ def fix(
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    with connect(resolve_target(target), autocommit=True) as conn:
+    with connect(resolve_target(target), autocommit=True, migration_writer=True) as conn:
         try:
             fix_value(conn, record_id, column, value)
         except KeyError as exc:
@@ -80,7 +80,7 @@ def redrive(
     from truelabel_db.postgres import connect, resolve_target
     from truelabel_db.quarantine import redrive as run
 
-    with connect(resolve_target(target), autocommit=True) as conn:
+    with connect(resolve_target(target), autocommit=True, migration_writer=True) as conn:
         result = run(conn, table=table, ids=ids or ())
     if json_out:
         emit_json(result.to_dict())

@@ -70,6 +70,9 @@ def serve(
     PostgreSQL credentials for a primary published by the cutover come from
     $TRUELABEL_TARGET_URL, never from the command line.
     """
+    from truelabel_db.extras import require
+
+    require("serve", "`serve`")
     from truelabel_db.service.config import ServiceConfig
     from truelabel_db.service.pgbouncer import PoolerSettings
     from truelabel_db.service.server import serve as run_service

@@ -13,14 +13,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from truelabel_db.copy.convert import quarantine_record
-from truelabel_db.copy.reader import fetch_by_keys
+from truelabel_db.catalog import schema_versions
+from truelabel_db.catalog.quarantine import insert_records
 from truelabel_db.legacy.source import reading
-from truelabel_db.quarantine import insert_records
+from truelabel_db.rows.convert import quarantine_record
+from truelabel_db.rows.read import fetch_by_keys
 from truelabel_db.schema.ddl import (
     SchemaFile,
     foreign_key_constraint,
@@ -28,30 +30,33 @@ from truelabel_db.schema.ddl import (
     key_constraint,
     schema_files,
 )
-from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
+from truelabel_db.schema.mapping import ForeignKeyMap, Mapping, TableMap
 
 Reporter = Callable[[str], None]
+OFFENDERS_BATCH = 5_000  # rows moved to the quarantine per statement
 
 
-def drop_post_data(conn: psycopg.Connection) -> None:
+def drop_post_data(conn: psycopg.Connection, mapping: Mapping) -> None:
     """Remove keys, foreign keys, indexes and the view so that an empty schema loads fast."""
+    tables = [t.ident.as_string(None) for t in mapping.tables]
     with conn.transaction():
         conn.execute("DROP MATERIALIZED VIEW IF EXISTS brand_dashboard_stats")
         for kind in ("f", "u", "p"):
             rows = conn.execute(
-                "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-                "WHERE contype = %s AND conrelid = ANY(%s::regclass[]) AND conparentid = 0",
-                (kind, [t.target for t in TABLES])).fetchall()
-            for table, name in rows:
+                "SELECT n.nspname, c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE k.contype = %s AND k.conrelid = ANY(%s::regclass[]) AND k.conparentid = 0",
+                (kind, tables)).fetchall()
+            for schema, table, name in rows:
                 conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
-                    sql.Identifier(table), sql.Identifier(name)))
+                    sql.Identifier(schema, table), sql.Identifier(name)))
         rows = conn.execute(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
-            "ON c.oid = i.indexrelid WHERE i.indrelid = ANY(%s::regclass[]) "
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = ANY(%s::regclass[]) "
             "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)",
-            ([t.target for t in TABLES],)).fetchall()
-        for (index,) in rows:
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+            (tables,)).fetchall()
+        for schema, index in rows:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, index)))
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ def build_index(conn: psycopg.Connection, statement: str) -> None:
 
 
 def analyze(conn: psycopg.Connection, table: TableMap) -> None:
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table.target)))
+    conn.execute(sql.SQL("ANALYZE {}").format(table.ident))
 
 
 def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
@@ -99,20 +104,20 @@ def _add_key(conn: psycopg.Connection, snapshot: Path, run_id: int,
     dupes = sql.SQL(
         "DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
         "(SELECT tableoid, ctid, row_number() OVER (PARTITION BY {cols} ORDER BY ctid) AS rn "
-        "FROM {t}) s WHERE rn > 1) RETURNING {all}").format(
-        t=sql.Identifier(table.target), cols=idents(columns),
-        all=idents(c.target for c in table.columns))
+        "FROM {t}) s WHERE rn > 1 LIMIT {n}) RETURNING {all}").format(
+        t=table.ident, cols=idents(columns), n=sql.Literal(OFFENDERS_BATCH),
+        all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.UniqueViolation,
                                          _Offenders(snapshot, run_id, table, dupes, "duplicate",
                                                     f"duplicate {', '.join(columns)}"))
 
 
 def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
-                     orphan_policy: str, report: Reporter) -> dict[str, int]:
+                     orphan_policy: str, report: Reporter, mapping: Mapping) -> dict[str, int]:
     """Foreign keys, parents first. Orphans are quarantined (cascading to their children), or
     kept under a NOT VALID constraint when the policy says so."""
     moved: dict[str, int] = {}
-    for table in TABLES:
+    for table in mapping.tables:
         for fk in table.foreign_keys:
             moved[table.legacy] = moved.get(table.legacy, 0) + _add_fk(
                 conn, snapshot, run_id, table, fk, orphan_policy)
@@ -124,12 +129,12 @@ def add_foreign_keys(conn: psycopg.Connection, snapshot: Path, run_id: int,
 def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
             table: TableMap, fk: ForeignKeyMap, orphan_policy: str) -> int:
     orphans = sql.SQL("{t}.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.{pc} = {t}.{c})").format(
-        t=sql.Identifier(table.target), c=sql.Identifier(fk.column),
-        p=sql.Identifier(fk.parent), pc=sql.Identifier(fk.parent_column))
+        t=table.ident, c=sql.Identifier(fk.column),
+        p=sql.Identifier(table.target_schema, fk.parent), pc=sql.Identifier(fk.parent_column))
     _, statement = foreign_key_constraint(table, fk, "quarantine")
     if orphan_policy == "keep":
         kept = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            sql.Identifier(table.target), orphans)).fetchone()[0])
+            table.ident, orphans)).fetchone()[0])
         if kept and table.partitioned_by:
             # PostgreSQL cannot put a NOT VALID foreign key on a partitioned table: keeping
             # the orphans means leaving this one foreign key out, which the summary says.
@@ -138,8 +143,9 @@ def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
             statement = foreign_key_constraint(table, fk, "keep")[1]
         conn.execute(statement)
         return kept
-    delete = sql.SQL("DELETE FROM {t} WHERE {w} RETURNING {all}").format(
-        t=sql.Identifier(table.target), w=orphans, all=idents(c.target for c in table.columns))
+    delete = sql.SQL("DELETE FROM {t} WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM {t} WHERE {w} "
+                     "LIMIT {n}) RETURNING {all}").format(
+        t=table.ident, w=orphans, n=sql.Literal(OFFENDERS_BATCH), all=idents(table.target_columns))
     return _add_constraint_or_quarantine(conn, statement, psycopg.errors.ForeignKeyViolation,
                                          _Offenders(snapshot, run_id, table, delete, "orphan",
                                                     f"{fk.column} has no row in {fk.parent}"))
@@ -152,7 +158,7 @@ class _Offenders:
     snapshot: Path
     run_id: int
     table: TableMap
-    delete: sql.Composed  # DELETE ... RETURNING every mapped column
+    delete: sql.Composed  # DELETE ... RETURNING every mapped column, at most OFFENDERS_BATCH rows a time
     stage: str
     reason: str
 
@@ -175,9 +181,18 @@ def _add_constraint_or_quarantine(conn: psycopg.Connection, statement: sql.Compo
 
 
 def _quarantine_deleted(conn: psycopg.Connection, offenders: _Offenders) -> int:
-    """Run the DELETE ... RETURNING and quarantine its rows with their original legacy values."""
+    """Run the DELETE ... RETURNING a batch at a time (memory stays bounded however many rows
+    offend) and quarantine its rows with their original legacy values."""
+    moved = 0
+    while True:
+        rows = conn.execute(offenders.delete).fetchall()
+        moved += _quarantine_rows(conn, offenders, rows)
+        if len(rows) < OFFENDERS_BATCH:
+            return moved
+
+
+def _quarantine_rows(conn: psycopg.Connection, offenders: _Offenders, rows: list[tuple[Any, ...]]) -> int:
     table, snapshot, reason = offenders.table, offenders.snapshot, offenders.reason
-    rows = conn.execute(offenders.delete).fetchall()
     key_index = [c.target for c in table.columns].index(table.primary_key[0])
     keys = [str(r[key_index]) for r in rows]
     with reading(snapshot) as legacy:
@@ -207,14 +222,11 @@ def build_dashboard(conn: psycopg.Connection, report: Reporter) -> None:
 
 def record_versions(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
     for f in files:
-        conn.execute(
-            "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "
-            "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
-            (f.version, f.checksum))
+        schema_versions.record_applied(conn, f.version, f.checksum)
 
 
-def target_counts(conn: psycopg.Connection) -> dict[str, int]:
+def target_counts(conn: psycopg.Connection, mapping: Mapping) -> dict[str, int]:
     """Rows now in each target table, keyed by legacy name: the truth the summary reports."""
     return {t.legacy: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-        sql.Identifier(t.target))).fetchone()[0]) for t in TABLES}
+        t.ident)).fetchone()[0]) for t in mapping.tables}
 

@@ -18,7 +18,7 @@ from truelabel_db.sqlite_sql import quote_ident
 
 
 def _check_expr(col: ColumnMap, strict: bool) -> str | None:
-    q = quote_ident(col.legacy)
+    q = "NULL" if col.absent else quote_ident(col.legacy)
     check = col.transform.sqlite_check(q, strict)
     if col.not_null:
         return f"{q} IS NOT NULL" + (f" AND {check}" if check else "")
@@ -26,7 +26,7 @@ def _check_expr(col: ColumnMap, strict: bool) -> str | None:
 
 
 def _csv_expr(col: ColumnMap) -> str:
-    q = quote_ident(col.legacy)
+    q = "NULL" if col.absent else quote_ident(col.legacy)
     field = str(col.transform.sqlite_csv(q))
     return field if col.not_null else f"CASE WHEN {q} IS NULL THEN '' ELSE {field} END"
 
@@ -47,7 +47,7 @@ class ChunkQueries:
     def for_table(cls, table: TableMap, strict: bool = False) -> "ChunkQueries":
         name = quote_ident(table.legacy)
         rng = "rowid BETWEEN ? AND ?"
-        columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+        columns = table.legacy_select()
         every_row = f"SELECT {columns} FROM {name} WHERE {rng}"
         if not table.fast_path:
             return cls(None, every_row, every_row)
@@ -104,25 +104,7 @@ def fetch_by_rowids(conn: sqlite3.Connection, table: TableMap,
                     rowids: list[int]) -> list[tuple[Any, ...]]:
     """Rows by rowid, decoded for the slow path."""
     conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+    columns = table.legacy_select()
     marks = ", ".join("?" * len(rowids))
     return conn.execute(f"SELECT {columns} FROM {quote_ident(table.legacy)} WHERE rowid IN ({marks})",
                         rowids).fetchall()
-
-
-def fetch_by_keys(conn: sqlite3.Connection, table: TableMap,
-                  keys: list[str]) -> dict[str, tuple[Any, ...]]:
-    """Original legacy rows by primary key (for rows quarantined after the load)."""
-    if not keys:
-        return {}
-    conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
-    key = quote_ident(table.legacy_key)
-    out: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(keys), 500):
-        batch = keys[start:start + 500]
-        marks = ", ".join("?" * len(batch))
-        for row in conn.execute(f"SELECT {key}, {columns} FROM {quote_ident(table.legacy)} "
-                                f"WHERE {key} IN ({marks})", batch):
-            out[str(row[0])] = tuple(row[1:])
-    return out

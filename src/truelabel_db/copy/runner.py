@@ -17,9 +17,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.capture.changelog import changelog_position
-from truelabel_db.copy import catalog, finalize
-from truelabel_db.copy.catalog import CopyRun
+from truelabel_db import guard
+from truelabel_db.catalog import changelog, quarantine
+from truelabel_db.catalog import copy_runs as catalog
+from truelabel_db.catalog.copy_runs import CopyRun
+from truelabel_db.copy import finalize
 from truelabel_db.copy.reader import table_bounds
 from truelabel_db.copy.scheduler import ANALYZE, INDEX, KEYS, Scheduler, Task
 from truelabel_db.copy.worker import ChunkCopier, QueryBook, worker_connections
@@ -30,11 +32,13 @@ from truelabel_db.errors import (
     TargetNotEmptyError,
 )
 from truelabel_db.legacy import source as legacy_source
+from truelabel_db.legacy.schema import read_schema
 from truelabel_db.postgres import connect
+from truelabel_db.private import private_folder
 from truelabel_db.progress import ProgressSink, SilentProgress
-from truelabel_db.quarantine import open_counts
 from truelabel_db.schema.ddl import apply_schema
-from truelabel_db.schema.mapping import BY_LEGACY, TABLES
+from truelabel_db.schema.drift import MappingDecision, UnmappedPolicy, decide, effective_mapping, target_ddl
+from truelabel_db.schema.mapping import Mapping
 from truelabel_db.sqlite_sql import quote_ident
 
 ORPHAN_POLICIES = ("quarantine", "keep")
@@ -50,6 +54,7 @@ class CopyOptions:
     orphan_policy: str = "quarantine"
     keep_snapshot: bool = False
     in_place: bool = False
+    unmapped: UnmappedPolicy | None = None  # None: as capture recorded it, else refuse
 
     def check(self) -> None:
         if self.workers < 1:
@@ -83,6 +88,7 @@ class CopyResult:
     steps: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     repairs: dict[str, int] = field(default_factory=dict)
+    mapping: MappingDecision = field(default_factory=MappingDecision)
 
     @property
     def totals(self) -> TableSummary:
@@ -107,7 +113,7 @@ class CopyResult:
                 "tables": {name: row(s) for name, s in self.tables.items()},
                 "totals": {**row(self.totals), "rows_per_second": self.rows_per_second},
                 "reconciled": self.reconciled, "steps": self.steps, "skipped": self.skipped,
-                "repairs": self.repairs}
+                "repairs": self.repairs, "drift": {**self.mapping.to_json(), "summary": self.mapping.summary()}}
 
     @property
     def rows_per_second(self) -> float:
@@ -121,57 +127,81 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     progress = progress or SilentProgress()
     started = time.perf_counter()
     steps: dict[str, float] = {}
-    schema = legacy_source.open_schema(source)
-    legacy_source.require_tables(schema, [t.legacy for t in TABLES], source)
-    with connect(target_url, autocommit=True) as conn:
+    with connect(target_url, autocommit=True, migration_writer=True) as conn:
         apply_schema(conn, phases=("pre",))
-        run, resumed = _start_or_resume(conn, source, options, progress, steps)
+        resumable = catalog.unfinished_run(conn)
+        decision = (MappingDecision.from_json(resumable.options.get("mapping")) if _resuming(resumable, options)
+                    else decide_for(source, options.unmapped))
+        mapping = effective_mapping(decision)
+        for statement in target_ddl(mapping):
+            conn.execute(statement)
+        run, resumed = _start_or_resume(conn, source, options, progress, steps, mapping, decision)
+    for line in decision.summary():
+        progress.note(line)
     snapshot = Path(run.snapshot_path)
     in_place = bool(run.options.get("in_place"))
     with legacy_source.frozen(snapshot) if in_place else nullcontext():
         if not resumed:
-            with connect(target_url, autocommit=True) as conn:
+            with connect(target_url, autocommit=True, migration_writer=True) as conn:
                 _record_changelog_position(conn, run, snapshot, progress)
-                finalize.drop_post_data(conn)
-                _ensure_partitions(conn, snapshot)
-                catalog.plan_chunks(conn, run.run_id, _bounds(snapshot), options.batch_size)
-        repairs, skipped = _load(run, target_url, options, progress, steps)
-        _post_data(run, target_url, options, progress, steps)
-    result = _reconcile(run, target_url, resumed, repairs, skipped, steps)
+                finalize.drop_post_data(conn, mapping)
+                _ensure_partitions(conn, snapshot, mapping)
+                catalog.plan_chunks(conn, run.run_id, _bounds(snapshot, mapping), options.batch_size)
+        repairs, skipped = _load(run, target_url, options, progress, steps, mapping)
+        _post_data(run, target_url, options, progress, steps, mapping)
+    result = _reconcile(run, target_url, resumed, repairs, skipped, steps, mapping)
+    result.mapping = decision
     result.seconds = time.perf_counter() - started
     if not result.reconciled:
         raise ReconciliationError(_mismatch_message(result))
-    with connect(target_url, autocommit=True) as conn:
+    with connect(target_url, autocommit=True, migration_writer=True) as conn:
         catalog.finish_run(conn, run.run_id)
     if not options.keep_snapshot and not in_place:
-        snapshot.unlink(missing_ok=True)
+        legacy_source.remove_snapshot(snapshot)
     return result
 
 
-def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOptions,
-                     progress: ProgressSink, steps: dict[str, float]) -> tuple[CopyRun, bool]:
+def _resuming(run: CopyRun | None, options: CopyOptions) -> bool:
+    return bool(run and options.resume and not options.truncate and Path(run.snapshot_path).exists())
+
+
+def decide_for(source: Path, policy: UnmappedPolicy | None) -> MappingDecision:
+    """The drift decision for ``source``: the policy given, else the one capture recorded, else refuse."""
+    with legacy_source.reading(source) as legacy:
+        recorded = changelog.setting(legacy, "unmapped")
+        chosen = policy or (UnmappedPolicy.from_json(recorded) if recorded else UnmappedPolicy())
+        if policy and recorded and UnmappedPolicy.from_json(recorded) != policy:
+            raise ConfigError(f"capture was installed with --unmapped {UnmappedPolicy.from_json(recorded).describe()}; "
+                              f"copy with the same (not {policy.describe()})")
+        return decide(legacy, read_schema(legacy), chosen, name=str(source))
+
+
+def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOptions, progress: ProgressSink,
+                     steps: dict[str, float], mapping: Mapping, decision: MappingDecision) -> tuple[CopyRun, bool]:
     run = catalog.unfinished_run(conn)
-    if run and options.resume and not options.truncate and Path(run.snapshot_path).exists():
+    if run and _resuming(run, options):
         if run.options.get("in_place") and legacy_source.fingerprint(source).describe() != run.source_fingerprint:
             raise SourceError(f"{source} changed since the interrupted in-place copy; "
                               "pass --truncate to start over")
         progress.note(f"resuming copy run {run.run_id} from its snapshot")
         return run, True
-    busy = _non_empty_tables(conn)
+    if run is not None:
+        _discard_snapshot(run, source)
+    busy = _non_empty_tables(conn, mapping)
     if busy and not options.truncate:
         raise TargetNotEmptyError(
             f"target already holds rows ({', '.join(busy[:4])}{'...' if len(busy) > 4 else ''}); "
             "pass --truncate to empty the application tables and copy again")
     if busy:
-        _truncate(conn)
+        _truncate(conn, mapping)
     fp = legacy_source.fingerprint(source).describe()
     opts = {"workers": options.workers, "batch_size": options.batch_size,
-            "orphan_policy": options.orphan_policy, "in_place": options.in_place}
+            "orphan_policy": options.orphan_policy, "in_place": options.in_place, "mapping": decision.to_json()}
     if options.in_place:
         legacy_source.require_rollback_journal(source)
         return catalog.create_run(conn, str(source.resolve()), fp, str(source.resolve()), opts), False
     t0 = time.perf_counter()
-    options.work_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(options.work_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     snapshot = (options.work_dir / f"snapshot-{stamp}.db").resolve()
     legacy_source.take_snapshot(source, snapshot)
@@ -180,39 +210,49 @@ def _start_or_resume(conn: psycopg.Connection, source: Path, options: CopyOption
     return catalog.create_run(conn, str(source.resolve()), fp, str(snapshot), opts), False
 
 
+def _discard_snapshot(run: CopyRun, source: Path) -> None:
+    """A run that will never be resumed no longer needs its snapshot, a copy of production data.
+    An in-place run's "snapshot" is the legacy file itself: never that."""
+    snapshot = Path(run.snapshot_path)
+    ours = snapshot.name.startswith("snapshot-") and snapshot.resolve() != source.resolve()
+    if run.options.get("in_place") or not ours:
+        return
+    legacy_source.remove_snapshot(snapshot)
+
+
 def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot: Path,
                                progress: ProgressSink) -> None:
     """Where the changelog stood in the snapshot: the follower starts exactly after it."""
     with legacy_source.reading(snapshot) as legacy:
-        position = changelog_position(legacy)
+        position = changelog.position_in_snapshot(legacy)
     catalog.set_changelog_position(conn, run.run_id, position)
     if position is None:
         progress.note("no change capture in the legacy file: this copy cannot be followed "
                       "(run `truelabel-db capture install` before copying a live database)")
 
 
-def _non_empty_tables(conn: psycopg.Connection) -> list[str]:
-    return [t.target for t in TABLES if conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t.target))).fetchone()[0]]
+def _non_empty_tables(conn: psycopg.Connection, mapping: Mapping) -> list[str]:
+    return [t.qualified for t in mapping.tables if conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(t.ident)).fetchone()[0]]
 
 
-def _truncate(conn: psycopg.Connection) -> None:
+def _truncate(conn: psycopg.Connection, mapping: Mapping) -> None:
+    guard.no_postgres_primary(conn, "copy --truncate")
     with conn.transaction():
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t.target) for t in TABLES)))
-        conn.execute("UPDATE truelabel_meta.quarantine SET resolved_at = now(), "
-                     "resolution = 'superseded by a new copy' WHERE resolved_at IS NULL")
+            sql.SQL(", ").join(t.ident for t in mapping.tables)))
+        quarantine.resolve_all(conn, "superseded by a new copy")
 
 
-def _bounds(snapshot: Path) -> dict[str, tuple[int, int, int]]:
+def _bounds(snapshot: Path, mapping: Mapping) -> dict[str, tuple[int, int, int]]:
     with legacy_source.reading(snapshot) as conn:
-        return {t.legacy: table_bounds(conn, t) for t in TABLES}
+        return {t.legacy: table_bounds(conn, t) for t in mapping.tables}
 
 
-def _ensure_partitions(conn: psycopg.Connection, snapshot: Path) -> None:
+def _ensure_partitions(conn: psycopg.Connection, snapshot: Path, mapping: Mapping) -> None:
     """Monthly partitions for every month the data spans, and the next three months."""
     with legacy_source.reading(snapshot) as legacy:
-        for table in TABLES:
+        for table in mapping.tables:
             if not table.partitioned_by:
                 continue
             column = quote_ident(table.column_for_target(table.partitioned_by).legacy)
@@ -229,29 +269,32 @@ def _ensure_partitions(conn: psycopg.Connection, snapshot: Path) -> None:
 
 
 def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
-          steps: dict[str, float]) -> tuple[dict[str, int], list[str]]:
+          steps: dict[str, float], mapping: Mapping) -> tuple[dict[str, int], list[str]]:
     """Run every pending chunk and every unfinished table on ``workers`` threads."""
     t0 = time.perf_counter()
     snapshot = Path(run.snapshot_path)
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, migration_writer=True) as conn:
         pending = catalog.pending_chunks(conn, run.run_id)
         done = catalog.chunk_totals(conn, run.run_id)
-        unfinished = [t.legacy for t in TABLES if not catalog.step_done(conn, run.run_id, f"table:{t.legacy}")]
+        unfinished = [t.legacy for t in mapping.tables
+                      if not catalog.step_done(conn, run.run_id, f"table:{t.legacy}")]
         indexes = finalize.IndexPlan.for_server({r[0] for r in conn.execute("SELECT extname FROM pg_extension")})
-    rows = {name: bounds[0] for name, bounds in _bounds(snapshot).items()}
-    for table in TABLES:
+    rows = {name: bounds[0] for name, bounds in _bounds(snapshot, mapping).items()}
+    for table in mapping.tables:
         progress.table_started(table.legacy, rows[table.legacy])
         if done.get(table.legacy, {}).get("read", 0):
             progress.advance(table.legacy, done[table.legacy]["read"])
     scheduler = Scheduler(pending, unfinished, rows,
-                          {t.legacy: indexes.by_table.get(t.target, []) for t in TABLES})
+                          {t.legacy: indexes.by_table.get(t.target, []) if t.target_schema == "public" else []
+                           for t in mapping.tables})
     repairs: dict[str, int] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
-    queries = QueryBook.for_tables(list(TABLES))
+    queries = QueryBook.for_tables(list(mapping.tables))
+    by_legacy = mapping.by_legacy
 
     def work(copier: ChunkCopier, task: Task) -> None:
-        table = BY_LEGACY[task.table]
+        table = by_legacy[task.table]
         if task.kind == KEYS:
             finalize.add_keys(copier.pg, snapshot, run.run_id, table)
             return
@@ -294,20 +337,20 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
     if errors:
         raise errors[0]
     steps["load_keys_indexes"] = round(time.perf_counter() - t0, 3)
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, migration_writer=True) as conn:
         finalize.record_versions(conn, indexes.files)
-    progress.note(f"{len(TABLES)} tables loaded, keyed, indexed and analyzed")
+    progress.note(f"{len(mapping.tables)} tables loaded, keyed, indexed and analyzed")
     return repairs, indexes.skipped
 
 
 def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
-               steps: dict[str, float]) -> None:
+               steps: dict[str, float], mapping: Mapping) -> None:
     """What needs every table loaded: foreign keys (parents first), then the dashboard view."""
     snapshot = Path(run.snapshot_path)
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, migration_writer=True) as conn:
         for step, action in (
             ("foreign_keys", lambda: finalize.add_foreign_keys(
-                conn, snapshot, run.run_id, options.orphan_policy, progress.note)),
+                conn, snapshot, run.run_id, options.orphan_policy, progress.note, mapping)),
             ("dashboard", lambda: finalize.build_dashboard(conn, progress.note)),
         ):
             if catalog.step_done(conn, run.run_id, step):
@@ -320,15 +363,13 @@ def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressS
 
 
 def _reconcile(run: CopyRun, url: str, resumed: bool, repairs: dict[str, int],
-               skipped: list[str], steps: dict[str, float]) -> CopyResult:
-    with connect(url, autocommit=True) as conn:
+               skipped: list[str], steps: dict[str, float], mapping: Mapping) -> CopyResult:
+    with connect(url, autocommit=True, migration_writer=True) as conn:
         totals = catalog.chunk_totals(conn, run.run_id)
-        quarantined = open_counts(conn, run.run_id)
-        written = finalize.target_counts(conn)
-        fk_detail = conn.execute("SELECT detail FROM truelabel_meta.copy_steps WHERE run_id = %s "
-                                 "AND step = 'foreign_keys'", (run.run_id,)).fetchone()
-    kept = (fk_detail[0].get("result", {}) if fk_detail else {}) if run.options.get(
-        "orphan_policy") == "keep" else {}
+        quarantined = quarantine.open_counts(conn, run.run_id)
+        written = finalize.target_counts(conn, mapping)
+        fk_detail = catalog.step_detail(conn, run.run_id, "foreign_keys")
+    kept = (fk_detail or {}).get("result", {}) if run.options.get("orphan_policy") == "keep" else {}
     tables = {
         t.legacy: TableSummary(
             read=totals.get(t.legacy, {}).get("read", 0), written=written[t.legacy],
@@ -336,7 +377,7 @@ def _reconcile(run: CopyRun, url: str, resumed: bool, repairs: dict[str, int],
             repaired=totals.get(t.legacy, {}).get("repaired", 0),
             kept_orphans=int(kept.get(t.legacy, 0)),
             slow_chunks=totals.get(t.legacy, {}).get("slow_chunks", 0))
-        for t in TABLES}
+        for t in mapping.tables}
     return CopyResult(run.run_id, resumed, tables, 0.0, steps, skipped, repairs)
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from truelabel_db.copy.catalog import Chunk
+from truelabel_db.catalog.copy_runs import Chunk
 
 CHUNK, KEYS, INDEX, ANALYZE = "chunk", "keys", "index", "analyze"
 

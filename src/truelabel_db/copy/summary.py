@@ -22,6 +22,8 @@ def render(result: CopyResult, console: Console) -> None:
     verdict = ("every source row is in PostgreSQL or in quarantine: "
                f"{totals.read:,} read = {totals.written:,} written + {totals.quarantined:,} quarantined")
     console.print(("[green]reconciled:[/] " if result.reconciled else "[red]NOT reconciled:[/] ") + verdict)
+    for line in result.mapping.summary():  # drift: what was carried, ignored on record, read as NULL
+        console.print(f"[yellow]schema drift:[/] {line}")
     if totals.kept_orphans:
         console.print(f"{totals.kept_orphans:,} orphan rows kept under NOT VALID foreign keys")
     console.print(f"{totals.read:,} rows in {result.seconds:.2f}s ({result.rows_per_second:,.0f} rows/s); "

@@ -22,8 +22,8 @@ from typing import Any
 
 import psycopg
 
-from truelabel_db.copy.catalog import Chunk, ChunkStats, mark_chunk_done
-from truelabel_db.copy.convert import convert_rows, quarantine_record
+from truelabel_db.catalog.copy_runs import Chunk, ChunkStats, mark_chunk_done
+from truelabel_db.catalog.quarantine import QuarantineRecord, insert_records
 from truelabel_db.copy.reader import (
     ChunkQueries,
     ChunkRead,
@@ -31,7 +31,7 @@ from truelabel_db.copy.reader import (
     read_chunk,
 )
 from truelabel_db.errors import ReconciliationError
-from truelabel_db.quarantine import QuarantineRecord, insert_records
+from truelabel_db.rows.convert import convert_rows, quarantine_record
 from truelabel_db.rows.load import copy_payload
 from truelabel_db.schema.mapping import TableMap
 
@@ -224,7 +224,7 @@ def worker_connections(snapshot: Path, target_url: str) -> tuple[sqlite3.Connect
     # A chunk reads a contiguous rowid range once: a small page cache is enough, and memory
     # stays flat whatever the file's size.
     sqlite_conn.execute("PRAGMA cache_size = -8192")
-    pg_conn = pg_connect(target_url, autocommit=True, application_name="truelabel-db copy")
+    pg_conn = pg_connect(target_url, autocommit=True, application_name="truelabel-db copy", migration_writer=True)
     # A crash loses at most the last commits, and their chunk marks with them: redone on resume.
     pg_conn.execute("SET synchronous_commit = off")
     return sqlite_conn, pg_conn

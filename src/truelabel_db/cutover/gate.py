@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,3 +125,49 @@ def read_primary(client: redis.Redis | None, primary_file: Path | None) -> Prima
     if primary_file is not None and primary_file.exists():
         return Primary.from_json(primary_file.read_text())
     return None
+
+
+class Heartbeat:
+    """Keeps our gate raised while a step runs longer than its expiry, and notices a lapse.
+
+    A refresh every third of the expiry; the gate has lapsed when a refresh finds it gone or
+    not ours, or when no refresh has succeeded for a whole expiry (Redis unreachable meanwhile).
+    A step that must not run after a lapse calls :meth:`check`.
+    """
+
+    def __init__(self, gate: Gate, ttl_ms: int = DEFAULT_TTL_MS) -> None:
+        self.gate, self.ttl_ms = gate, ttl_ms
+        self._stop = threading.Event()
+        self._lapsed = threading.Event()
+        self._last_ok = time.monotonic()
+        self._thread = threading.Thread(target=self._beat, name="gate-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def lapsed(self) -> bool:
+        return self._lapsed.is_set()
+
+    def check(self, before: str) -> None:
+        if self.lapsed:
+            raise GateError(f"the gate lapsed before {before}: writers may have passed it")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl_ms / 3000):
+            try:
+                ok = self.gate.refresh(self.ttl_ms)
+            except redis.RedisError:
+                ok = time.monotonic() - self._last_ok < self.ttl_ms / 1000
+                if ok:
+                    continue
+            if ok:
+                self._last_ok = time.monotonic()
+            else:
+                self._lapsed.set()
+                return

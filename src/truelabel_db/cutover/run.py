@@ -10,17 +10,21 @@
 5. verify        the rows the changelog still lists are compared, and resynced if they differ
 6. sequences     every sequence behind a mapped column is set past its column's maximum
    reverse capture  PostgreSQL's own changes are recorded from here on (for ``rollback``)
-7. switch        the switch command runs, the new primary is published, the health URL polled
+7. switch        the switch command runs; PostgreSQL is recorded as the primary (the catalog,
+                 which every tool of ours checks before it writes), its fence from an earlier
+                 rollback is lifted, the new primary is published, the health URL polled
 8. lower gate    the app writes again, to PostgreSQL (the pause ends)
 
-Any failure before the switch is complete puts everything back: fence removed, primary still
-SQLite, gate lowered. The report gives each step's duration and the write pause.
+A heartbeat keeps the gate raised however long a step takes; a gate that lapsed anyway
+(Redis lost for a whole expiry) stops the cutover before the switch. Any failure before the
+switch is complete puts everything back: fence removed, primary still SQLite, gate lowered. A
+failure after the switch (the health URL never healthy) goes back too, but never by simply
+republishing SQLite: if the app has written to PostgreSQL meanwhile, those writes are replayed
+into SQLite first, as a rollback does. The report gives each step's duration and the write pause.
 """
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -29,18 +33,19 @@ from pathlib import Path
 
 from psycopg import sql
 
-from truelabel_db.capture.changelog import (
-    CHANGELOG_TABLE,
-    record_schema_version,
-    write_lock,
-)
-from truelabel_db.cutover.fence import fence_ddl, remove_fence
-from truelabel_db.cutover.gate import Gate, GateError, connect_redis
+from truelabel_db import guard
+from truelabel_db.capture.changelog import write_lock
+from truelabel_db.catalog import changelog, primary, reverse_changelog
+from truelabel_db.cutover.fence import app_tables, fence_ddl, remove_fence
+from truelabel_db.cutover.gate import Gate, GateError, Heartbeat, connect_redis
+from truelabel_db.cutover.pg_fence import remove_pg_fence
+from truelabel_db.cutover.reverse import Rollback
 from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.follow import Follower, FollowOptions
+from truelabel_db.hooks import run_hook
 from truelabel_db.postgres import connect, describe
-from truelabel_db.schema.mapping import TABLES
-from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.mapping import TableMap
 
 
 class CutoverError(TrueLabelError):
@@ -54,7 +59,7 @@ class CutoverOptions:
     switch_cmd: str | None = None
     health_url: str | None = None
     health_timeout: float = 30.0
-    max_lag_rows: int = 1_000
+    max_lag_rows: int = 200  # the backlog left for the drain, under the write pause
     drain_timeout: float = 60.0
     grace_ms: int = 100          # lets a write that passed the gate check just before finish
     gate_ttl_ms: int = 30_000
@@ -82,9 +87,13 @@ class _Run:
         self.source, self.url, self.options, self.say = source, target_url, options, say
         self.report = CutoverReport()
         self.gate = Gate(connect_redis(options.redis_url), options.primary_file)
+        with connect(target_url, autocommit=True) as conn:
+            guard.writing_to_postgres(conn, source, "cutover")  # already cut over: nothing to do twice
+            self.mapping = recorded_mapping(conn)
         self.follower = Follower(source, target_url, FollowOptions(poll_interval=0.002, trim_every=10**9))
         self.fenced = False
         self.reverse_capturing = False
+        self.sequences: list[tuple[TableMap, str, str]] = []
 
     def step(self, name: str, action: Callable[[], object]) -> object:
         started = time.perf_counter()
@@ -95,21 +104,25 @@ class _Run:
         return result
 
     def run(self) -> CutoverReport:
+        pause_started = time.perf_counter()
         try:
             self.step("catch up", self.catch_up)
-            self.step("raise gate", lambda: self.gate.raise_(self.options.gate_ttl_ms))
-            pause_started = time.perf_counter()
-            self.step("lock+fence", self.lock_and_fence)
-            self.step("drain", self.drain)
-            self.step("verify", self.verify_changed)
-            self.step("sequences", self.set_sequences)
-            self.step("reverse capture", self.start_reverse_capture)
-            self.step("switch", self.switch)
-        except BaseException as exc:
-            self.undo()
-            if isinstance(exc, TrueLabelError):
-                raise CutoverError(f"cutover failed and was undone (SQLite is still the primary): {exc}") from exc
-            raise
+            try:
+                self.step("reverse capture", self.start_reverse_capture)  # before the pause: the app
+                self.step("raise gate", lambda: self.gate.raise_(self.options.gate_ttl_ms))  # is not there yet
+                pause_started = time.perf_counter()
+                with Heartbeat(self.gate, self.options.gate_ttl_ms) as heartbeat:
+                    self.step("lock+fence", self.lock_and_fence)
+                    self.step("drain", self.drain)
+                    self.step("verify", self.verify_changed)
+                    self.step("sequences", self.set_sequences)
+                    heartbeat.check("the switch")
+                    self.step("switch", self.switch)
+            except BaseException as exc:
+                where = self.undo()
+                if isinstance(exc, TrueLabelError):
+                    raise CutoverError(f"cutover failed and was undone ({where}): {exc}") from exc
+                raise
         finally:
             self.follower.close()
         self.step("lower gate", self.gate.lower)
@@ -118,6 +131,7 @@ class _Run:
 
     def catch_up(self) -> None:
         """Apply until the backlog is small; the app keeps writing, so "none" may never come."""
+        self.sequences = self.find_sequences()
         self.follower.stats.position = self.follower.start_position()
         while True:
             applied = self.follower.step()
@@ -127,12 +141,10 @@ class _Run:
     def lock_and_fence(self) -> None:
         time.sleep(self.options.grace_ms / 1000)
         with write_lock(self.source) as conn:
-            self.report.marker_seq = conn.execute(
-                f"INSERT INTO {quote_ident(CHANGELOG_TABLE)} (tbl, op, pk) VALUES ('*', 'M', 'cutover') "
-                "RETURNING seq").fetchone()[0]
-            for statement in fence_ddl():
+            self.report.marker_seq = changelog.append_marker(conn, "cutover")
+            for statement in fence_ddl(app_tables(conn)):
                 conn.execute(statement)
-            record_schema_version(conn)  # the fence is our DDL, not a change of the app's schema
+            changelog.record_schema_version(conn)  # the fence is our DDL, not a change of the app's schema
         self.fenced = True
 
     def drain(self) -> None:
@@ -149,36 +161,51 @@ class _Run:
         checked, resynced = verify_keys(self.source, self.url)
         self.report.verified_rows, self.report.resynced_rows = checked, resynced
 
-    def set_sequences(self) -> None:
+    def find_sequences(self) -> list[tuple[TableMap, str, str]]:
+        """(table, column, sequence) behind every mapped column: looked up before the pause."""
+        found = []
         with connect(self.url, autocommit=True) as conn:
-            for table in TABLES:
-                rows = conn.execute(
+            for table in self.mapping.tables:
+                regclass = table.ident.as_string(conn)
+                found += [(table, column, sequence) for column, sequence in conn.execute(
                     "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
                     "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                    (table.target, table.target)).fetchall()
-                for column, sequence in rows:
-                    if sequence:
-                        conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
-                            sql.Literal(sequence), sql.Identifier(column), sql.Identifier(table.target)))
+                    (regclass, regclass)) if sequence]
+        return found
+
+    def set_sequences(self) -> None:
+        if not self.sequences:
+            return
+        with connect(self.url, autocommit=True) as conn:
+            for table, column, sequence in self.sequences:
+                conn.execute(sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
+                    sql.Literal(sequence), sql.Identifier(column), table.ident))
 
     def start_reverse_capture(self) -> None:
-        """From now on PostgreSQL's changes are recorded, so that a rollback loses nothing."""
+        """From now on PostgreSQL's changes are recorded, so that a rollback loses nothing.
+
+        Installed before the gate: only the follower writes to PostgreSQL until the switch, and
+        the capture function leaves the migration's own sessions out.
+        """
         from truelabel_db.cutover.reverse import install_reverse_capture
 
         with connect(self.url, autocommit=True) as conn:
-            conn.execute("TRUNCATE truelabel_meta.reverse_changelog")
-            install_reverse_capture(conn)
+            reverse_changelog.clear(conn)
+            install_reverse_capture(conn, self.mapping)
         self.reverse_capturing = True
 
     def switch(self) -> None:
-        if self.options.switch_cmd:
-            done = subprocess.run(shlex.split(self.options.switch_cmd), capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL, timeout=120)
-            if done.returncode != 0:
-                raise CutoverError(f"the switch command exited {done.returncode}: "
-                                   f"{(done.stderr or done.stdout).strip()[-200:]}")
-        self.gate.publish_primary("postgresql", describe(self.url))
+        if self.options.switch_cmd:  # no shell, no secrets, killed and reaped at its deadline
+            done = run_hook(self.options.switch_cmd, {"event": "switch", "primary": "postgresql",
+                                                      "target": describe(self.url)}, timeout=120)
+            if not done.ok:
+                raise CutoverError(f"the switch command {done.detail}")
+        with connect(self.url, autocommit=True) as conn:
+            with conn.transaction(), conn.cursor() as cur:
+                primary.switch(cur, guard.source_key(self.source), primary.POSTGRESQL, "cutover")
+            remove_pg_fence(conn, self.mapping)  # an earlier rollback's: PostgreSQL takes writes again
         self.report.switched = True
+        self.gate.publish_primary("postgresql", describe(self.url))
         if self.options.health_url:
             self.wait_healthy(self.options.health_url)
 
@@ -196,10 +223,24 @@ class _Run:
             time.sleep(0.1)
         raise CutoverError(f"{url} did not turn healthy within {self.options.health_timeout:.0f} s ({last})")
 
-    def undo(self) -> None:
-        """Back to SQLite as the primary, writable; the follower's state is untouched."""
+    def undo(self) -> str:
+        """Back to SQLite as the primary, writable; the follower's state is untouched.
+
+        After the switch, writes the app made to PostgreSQL meanwhile are replayed into SQLite
+        first (a rollback under the gate this cutover holds); returns what was done.
+        """
+        done = "SQLite is still the primary"
         if self.report.switched:
-            self.gate.publish_primary("sqlite", str(self.source.resolve()))
+            with connect(self.url, autocommit=True) as conn:
+                written = reverse_changelog.pending(conn)
+            if written:
+                Rollback(self.source, self.url, self.gate, self.say).run(gate_held=True)
+                self.fenced = self.reverse_capturing = False  # the rollback lifted both
+                done = f"SQLite is the primary again, with the {written} change(s) the app made to PostgreSQL"
+            else:
+                with connect(self.url, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+                    primary.switch(cur, guard.source_key(self.source), primary.SQLITE, "cutover undone")
+                self.gate.publish_primary("sqlite", str(self.source.resolve()))
             self.report.switched = False
         if self.fenced:
             remove_fence(self.source)
@@ -208,13 +249,14 @@ class _Run:
             from truelabel_db.cutover.reverse import remove_reverse_capture
 
             with connect(self.url, autocommit=True) as conn:
-                remove_reverse_capture(conn)
+                remove_reverse_capture(conn, self.mapping)
             self.reverse_capturing = False
         try:
             self.gate.lower()
         except GateError:
             pass  # it expires by itself
-        self.say("undone: SQLite is the primary and writable again")
+        self.say(f"undone: {done}, and writable")
+        return done
 
 
 def cutover(source: Path, target_url: str, options: CutoverOptions,

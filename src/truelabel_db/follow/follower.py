@@ -9,25 +9,26 @@ position with a short write transaction that gives way to the app when it is bus
 
 from __future__ import annotations
 
-import json
-import shlex
 import sqlite3
-import subprocess
 import threading
 import time
-import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
 
-from truelabel_db.capture.changelog import CHANGELOG_TABLE, NOW_MS
+from truelabel_db.catalog import changelog, copy_runs, follow_state
 from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
-from truelabel_db.follow.batch import SchemaChanged, keys_present, read_batch
+from truelabel_db.follow.batch import SchemaChanged, read_batch
+from truelabel_db.hooks import BackgroundHook
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.rows.apply import ApplyPolicy
+from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.mapping import Mapping
 
 
 class NothingToFollow(TargetError):
@@ -58,6 +59,9 @@ class FollowStats:
     trimmed: int = 0
     verifications: int = 0
     rows_resynced: int = 0
+    quarantined: int = 0      # changes that went to the quarantine instead of PostgreSQL
+    pulled_forward: int = 0   # rows applied ahead of their own changelog entry to settle a constraint
+    held: int = 0             # rows kept in PostgreSQL under --orphans keep that SQLite deleted
     lag_samples_ms: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -66,9 +70,20 @@ class FollowStats:
         return out
 
 
+IntegrityCheck = Callable[[], int]  # verifies and resyncs; returns how many rows it resynced
+
+
 class Follower:
-    def __init__(self, source: Path, target_url: str, options: FollowOptions = FollowOptions()) -> None:
+    """Applies the changelog of one legacy file to PostgreSQL.
+
+    ``integrity_check``, when given, runs every ``options.verify_every`` seconds while caught up
+    (the plan's integrity-check); the orchestrator passes verify's, the follower does not know it.
+    """
+
+    def __init__(self, source: Path, target_url: str, options: FollowOptions = FollowOptions(),
+                 integrity_check: IntegrityCheck | None = None) -> None:
         self.source = source
+        self._integrity_check = integrity_check
         self.source_key = str(source.resolve())
         self.url = target_url
         self.options = options
@@ -78,6 +93,9 @@ class Follower:
         self._sqlite = sqlite_connect(source)
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
+        self._apply_policy: ApplyPolicy | None = None
+        self._recorded_mapping: Mapping | None = None
+        self._lag_hook = BackgroundHook(options.on_lag, "lag alert")
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,18 +103,15 @@ class Follower:
     def start_position(self) -> int:
         """Where to start: the committed position, else where the last copy's snapshot stood."""
         pg = self._target()
-        row = pg.execute("SELECT position FROM truelabel_meta.follow_state WHERE source_path = %s",
-                         (self.source_key,)).fetchone()
-        if row:
-            return int(row[0])
-        copied = pg.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
-                            "ORDER BY run_id DESC LIMIT 1").fetchone()
-        if copied is None or copied[0] is None:
+        committed = follow_state.position(pg, self.source_key)
+        if committed is not None:
+            return committed
+        copied = copy_runs.followable_position(pg)
+        if copied is None:
             raise NothingToFollow("nothing to follow from: copy the legacy file with capture installed first "
-                              "(`truelabel-db capture install`, then `truelabel-db copy`)")
-        pg.execute("INSERT INTO truelabel_meta.follow_state (source_path, position) VALUES (%s, %s) "
-                   "ON CONFLICT DO NOTHING", (self.source_key, int(copied[0])))
-        return int(copied[0])
+                                  "(`truelabel-db capture install`, then `truelabel-db copy`)")
+        follow_state.start_at(pg, self.source_key, copied)
+        return copied
 
     def run(self, *, until_caught_up: bool = False, max_seconds: float | None = None) -> FollowStats:
         """Apply batches until stopped (or caught up, or out of time).
@@ -144,7 +159,7 @@ class Follower:
     def step(self) -> int:
         """One batch: read, apply with its position, measure; 0 when there was nothing to do."""
         try:
-            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size)
+            batch = read_batch(self._sqlite, self.stats.position, self.options.batch_size, self._mapping())
         except sqlite3.Error as exc:
             from truelabel_db.legacy.source import translate_sqlite_error
 
@@ -155,8 +170,11 @@ class Follower:
                 self._publish()  # caught up: say so once, not on every poll
             return 0
         started = time.perf_counter()
-        apply_batch(self._target(), self.source_key, batch,
-                    lambda table, keys: keys_present(self._sqlite, table, keys))
+        outcome = apply_batch(self._target(), self.source_key, batch, LegacyRows(self._sqlite),
+                              mapping=self._mapping(), policy=self._policy())
+        self.stats.quarantined += outcome.quarantined
+        self.stats.pulled_forward += outcome.pulled_forward
+        self.stats.held += outcome.held
         elapsed = max(time.perf_counter() - started, 1e-6)
         self.stats.position = batch.last_seq
         self.stats.changes_applied += batch.changes
@@ -167,21 +185,31 @@ class Follower:
         self._publish()
         return batch.changes
 
+    def _mapping(self) -> Mapping:
+        """The mapping the copy ran with (extended for drift), read once."""
+        if self._recorded_mapping is None:
+            self._recorded_mapping = recorded_mapping(self._target())
+        return self._recorded_mapping
+
+    def _policy(self) -> ApplyPolicy:
+        """The orphan policy the copy ran with applies to orphans made after it, too."""
+        if self._apply_policy is None:
+            self._apply_policy = ApplyPolicy(orphans=copy_runs.orphan_policy(self._target()))
+        return self._apply_policy
+
     def _maybe_verify(self) -> None:
         """The plan's integrity-check: when caught up and due, verify and resync what differs."""
         every = self.options.verify_every
-        if every is None or time.monotonic() - self._last_verify < every:
+        if every is None or self._integrity_check is None or time.monotonic() - self._last_verify < every:
             return
-        from truelabel_db.verify.compare import verify
-
-        report = verify(self.source, self.url, repair=True)
+        self.stats.rows_resynced += self._integrity_check()
         self.stats.verifications += 1
-        self.stats.rows_resynced += sum(v.repaired for v in report.tables.values())
         self._last_verify = time.monotonic()
 
     def _target(self) -> psycopg.Connection:
         if self._pg is None or self._pg.closed:
-            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow")
+            self._pg = connect(self.url, autocommit=True, application_name="truelabel-db follow",
+                               migration_writer=True)
         return self._pg
 
     def _back_off(self, current: float, exc: Exception) -> float:
@@ -197,15 +225,19 @@ class Follower:
         from truelabel_db.legacy.source import translate_sqlite_error
 
         try:
-            row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0) FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
+            return changelog.end(self._sqlite)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.source) from exc
-        return int(row[0])
 
     def _measure_lag(self, oldest_pending_ms: int | None) -> None:
-        row = self._sqlite.execute(f"SELECT coalesce(max(seq), 0), {NOW_MS} FROM {quote_ident(CHANGELOG_TABLE)}").fetchone()
-        self.stats.lag_rows = max(0, int(row[0]) - self.stats.position)
-        self.stats.lag_ms = max(0, int(row[1]) - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
+        from truelabel_db.legacy.source import translate_sqlite_error
+
+        try:
+            newest, now_ms = changelog.end_and_now_ms(self._sqlite)
+        except sqlite3.Error as exc:  # a locked file: a SourceError the run loop retries
+            raise translate_sqlite_error(exc, self.source) from exc
+        self.stats.lag_rows = max(0, newest - self.stats.position)
+        self.stats.lag_ms = max(0, now_ms - oldest_pending_ms) if oldest_pending_ms and self.stats.lag_rows else 0
         self.stats.lag_samples_ms.append(self.stats.lag_ms)
         above = self.stats.lag_ms > self.options.lag_threshold_ms
         if above and not self._alerting:
@@ -213,25 +245,13 @@ class Follower:
         self._alerting = above
 
     def _alert(self) -> None:
-        """Once per episode: the lag crossed the threshold (re-armed when it falls back)."""
+        """Once per episode: the lag crossed the threshold (re-armed when it falls back). The
+        hook runs in the background; its failures are logged, never raised (``hooks``)."""
         self.stats.alerts += 1
-        hook = self.options.on_lag
-        if not hook:
-            return
         payload = {"event": "lag", "lag_ms": self.stats.lag_ms, "lag_rows": self.stats.lag_rows,
                    "threshold_ms": self.options.lag_threshold_ms, "source": self.source_key}
-        if hook.startswith(("http://", "https://")):
-            request = urllib.request.Request(hook, data=json.dumps(payload).encode(),
-                                             headers={"Content-Type": "application/json"})
-            try:
-                urllib.request.urlopen(request, timeout=5).close()
-            except OSError:
-                pass  # an unreachable webhook must not stop the sync
-            return
-        env = {"TRUELABEL_LAG_MS": str(self.stats.lag_ms), "TRUELABEL_LAG_ROWS": str(self.stats.lag_rows)}
-        import os
-
-        subprocess.Popen(shlex.split(hook), env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+        self._lag_hook.fire(payload, {"TRUELABEL_LAG_MS": str(self.stats.lag_ms),
+                                      "TRUELABEL_LAG_ROWS": str(self.stats.lag_rows)})
 
     def trim(self) -> int:
         """Delete applied changelog rows; skipped (not waited for) when the app holds the lock."""
@@ -241,8 +261,7 @@ class Follower:
             return 0
         try:
             writer.execute("BEGIN IMMEDIATE")
-            removed = writer.execute(f"DELETE FROM {quote_ident(CHANGELOG_TABLE)} WHERE seq <= ?",
-                                     (self.stats.position,)).rowcount
+            removed = changelog.trim(writer, self.stats.position)
             writer.execute("COMMIT")
         except sqlite3.OperationalError:
             return 0
@@ -253,12 +272,11 @@ class Follower:
 
     def _publish(self) -> None:
         self._published_lag = (self.stats.lag_rows, self.stats.lag_ms)
-        self._target().execute(
-            "UPDATE truelabel_meta.follow_state SET lag_rows = %s, lag_ms = %s, rows_per_second = %s "
-            "WHERE source_path = %s", (self.stats.lag_rows, self.stats.lag_ms, self.stats.rows_per_second,
-                                       self.source_key))
+        follow_state.publish_lag(self._target(), self.source_key, self.stats.lag_rows, self.stats.lag_ms,
+                                 self.stats.rows_per_second)
 
     def close(self) -> None:
+        self._lag_hook.close()
         self._sqlite.close()
         if self._pg is not None:
             self._pg.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from truelabel_db.errors import SourceError, SourceLockedError
 from truelabel_db.legacy.schema import LegacyTable, read_schema
+from truelabel_db.private import create_private_file, private_folder
 
 BUSY_TIMEOUT_ENV = "TRUELABEL_BUSY_TIMEOUT_MS"
 
@@ -130,14 +131,33 @@ def take_snapshot(source: Path, destination: Path) -> None:
     """Copy ``source`` to ``destination`` at one point in time with SQLite's online backup.
 
     The backup runs in one step, so it holds a read lock only while pages are copied and a
-    concurrent writer simply waits on its busy timeout; the result is checked before use.
+    concurrent writer simply waits on its busy timeout; the result is checked before use. The
+    copy is production data: it is created 0600 (SQLite gives its journal the same mode), and
+    the folders made for it 0700.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(destination.parent)
     partial = destination.with_name(destination.name + ".partial")
     partial.unlink(missing_ok=True)
+    create_private_file(partial)
+    try:
+        _backup_into(source, partial)
+    except BaseException:
+        remove_snapshot(partial)  # a part of production data, of no use to anyone
+        raise
+    os.replace(partial, destination)
+
+
+def remove_snapshot(path: Path) -> None:
+    """Delete a snapshot and what SQLite keeps beside it: a snapshot of a WAL-mode file is in WAL
+    mode too, and reading it leaves ``-wal`` and ``-shm`` files that hold its pages."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _backup_into(source: Path, destination: Path) -> None:
     src = connect(source)
     try:
-        dst = sqlite3.connect(partial)
+        dst = sqlite3.connect(destination)
         try:
             src.backup(dst)
             result = dst.execute("PRAGMA quick_check").fetchone()[0]
@@ -146,11 +166,9 @@ def take_snapshot(source: Path, destination: Path) -> None:
         finally:
             dst.close()
     except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
         raise translate_sqlite_error(exc, source) from exc
     finally:
         src.close()
-    os.replace(partial, destination)
 
 
 def require_rollback_journal(path: Path) -> None:

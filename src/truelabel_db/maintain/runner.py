@@ -5,7 +5,7 @@ VACUUM refuse a transaction block) with a short ``lock_timeout``: a statement th
 for the app's locks gives up instead of queueing the app behind it, and the job retries it a
 few times with a pause in between. A ``statement_timeout`` bounds everything else. A
 session-level advisory lock keyed by the job's name makes a second run of the same job skip
-(or, asked to, wait); each run leaves a row in ``truelabel_meta.maintenance_runs``.
+(or, asked to, wait); each run leaves a run record in the catalog.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from truelabel_db.catalog import maintenance_runs
 from truelabel_db.errors import ExitCode, TrueLabelError
-from truelabel_db.schema.ddl import schema_files
 
 LOCK_CLASS = 0x7E1A  # the advisory-lock namespace of truelabel-db's maintenance jobs
 RETRY_PAUSES = (0.5, 2.0, 5.0)  # after a statement gave way to the app's locks
@@ -73,12 +72,7 @@ def lock_key(job_name: str) -> sql.Composed:
 
 def ensure_run_table(conn: psycopg.Connection) -> None:
     """Create the run records' table when the schema predates it (idempotent DDL)."""
-    if conn.execute("SELECT to_regclass('truelabel_meta.maintenance_runs')").fetchone()[0]:
-        return
-    conn.execute("CREATE SCHEMA IF NOT EXISTS truelabel_meta")
-    (file,) = [f for f in schema_files("pre") if f.version == "pre_004_maintenance"]
-    for statement in file.statements():
-        conn.execute(statement.encode())
+    maintenance_runs.ensure_table(conn)
 
 
 def run_job(conn: psycopg.Connection, job: Job, *, wait: bool = False) -> JobResult:
@@ -133,17 +127,12 @@ def _holder(conn: psycopg.Connection, name: str) -> dict[str, Any]:
 
 
 def _record(conn: psycopg.Connection, name: str, status: str, detail: dict[str, Any]) -> int:
-    finished = sql.SQL("now()") if status != "running" else sql.NULL
-    return int(conn.execute(sql.SQL(
-        "INSERT INTO truelabel_meta.maintenance_runs (job, status, detail, finished_at) "
-        "VALUES (%s, %s, %s, {}) RETURNING run_id").format(finished),
-        (name, status, Jsonb(detail))).fetchone()[0])
+    return maintenance_runs.start(conn, name, status, detail)
 
 
 def _finish(conn: psycopg.Connection, run_id: int, status: str, detail: dict[str, Any],
             error: str | None) -> None:
-    conn.execute("UPDATE truelabel_meta.maintenance_runs SET status = %s, detail = %s, error = %s, "
-                 "finished_at = now() WHERE run_id = %s", (status, Jsonb(detail), error, run_id))
+    maintenance_runs.finish(conn, run_id, status, detail, error)
 
 
 @contextmanager
@@ -186,9 +175,4 @@ def giving_way(action: Callable[[], object], *, pauses: tuple[float, ...] = RETR
 def recent_runs(conn: psycopg.Connection, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:
     """The latest run records, newest first (``maintain history``)."""
     ensure_run_table(conn)
-    rows = conn.execute(
-        "SELECT run_id, job, status, started_at, finished_at, detail, error "
-        "FROM truelabel_meta.maintenance_runs WHERE %s::text IS NULL OR job = %s "
-        "ORDER BY run_id DESC LIMIT %s", (job, job, limit)).fetchall()
-    keys = ("run_id", "job", "status", "started_at", "finished_at", "detail", "error")
-    return [dict(zip(keys, row)) for row in rows]
+    return maintenance_runs.recent(conn, limit, job)

@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.catalog import maintenance_runs
+
 
 @dataclass
 class JobHealth:
@@ -26,13 +28,4 @@ class JobHealth:
 
 def maintenance_health(conn: psycopg.Connection) -> list[JobHealth]:
     """One entry per job that has ever run here; empty before the first run."""
-    if not conn.execute("SELECT to_regclass('truelabel_meta.maintenance_runs') IS NOT NULL").fetchone()[0]:
-        return []
-    rows = conn.execute(
-        """SELECT job,
-                  (array_agg(status ORDER BY run_id DESC))[1],
-                  max(started_at),
-                  extract(epoch FROM now() - max(finished_at) FILTER (WHERE status = 'done'))::float,
-                  count(*) FILTER (WHERE status = 'failed' AND started_at > now() - interval '1 day')
-             FROM truelabel_meta.maintenance_runs GROUP BY job ORDER BY job""").fetchall()
-    return [JobHealth(r[0], r[1], str(r[2]), None if r[3] is None else round(r[3], 1), int(r[4])) for r in rows]
+    return [JobHealth(*row) for row in maintenance_runs.health(conn)]

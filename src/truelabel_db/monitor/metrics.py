@@ -1,31 +1,29 @@
 """The monitor's figures as Prometheus metrics, collected fresh at every scrape.
 
-Plain text exposition format written by hand, as the follower's exporter does, so no client
-library is needed. Each scrape opens one connection, runs every report under a statement
-timeout and renders what came back; a report that failed shows as
-``truelabel_monitor_report_ok{report=...} 0`` instead of failing the scrape.
+A prometheus_client collector: each scrape opens one connection, runs every report under a
+statement timeout and turns what came back into gauges. A report that failed shows as
+``truelabel_monitor_report_ok{report=...} 0`` instead of failing the scrape; a database that
+cannot be reached shows as ``truelabel_monitor_up 0`` (the exporter itself answered, so
+Prometheus can tell a dead database from a dead exporter). Each exporter has a registry of its
+own (see :mod:`truelabel_db.exporter`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from truelabel_db.errors import TrueLabelError
+from truelabel_db.exporter import MetricsServer, serve_registry
 from truelabel_db.monitor.snapshot import REPORTS, Snapshot, take_snapshot
 
 Sample = tuple[str, dict[str, str], float]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _line(name: str, labels: dict[str, str], value: float) -> str:
-    inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-    return f"{name}{{{inner}}} {value}" if inner else f"{name} {value}"
-
+log = logging.getLogger(__name__)
 
 HELP = {
     "truelabel_monitor_up": "1 when the database answered this scrape",
@@ -47,8 +45,8 @@ HELP = {
     "truelabel_replica_own_lag_seconds": "How stale reads on this replica may be",
     "truelabel_maintenance_seconds_since_success": "Seconds since the job last finished successfully",
     "truelabel_maintenance_failures_last_day": "Failed runs of the job in the last 24 hours",
-    "truelabel_follow_lag_ms": "The migration follower's lag",
-    "truelabel_follow_lag_rows": "Changelog rows the migration follower has not applied",
+    "truelabel_migration_lag_seconds": "The migration follower's lag, as it last recorded it",
+    "truelabel_migration_lag_rows": "Changelog rows the migration follower had not applied when it last recorded",
 }
 
 
@@ -80,9 +78,9 @@ def samples(snapshot: Snapshot) -> Iterable[Sample]:
         yield "truelabel_maintenance_failures_last_day", {"job": j.job}, float(j.failures_last_day)
     for f in s.get("migration-lag") or []:
         if f.lag_ms is not None:
-            yield "truelabel_follow_lag_ms", {"source": f.source}, float(f.lag_ms)
+            yield "truelabel_migration_lag_seconds", {"source": f.source}, f.lag_ms / 1000
         if f.lag_rows is not None:
-            yield "truelabel_follow_lag_rows", {"source": f.source}, float(f.lag_rows)
+            yield "truelabel_migration_lag_rows", {"source": f.source}, float(f.lag_rows)
 
 
 def _statements(report: Any) -> Iterable[Sample]:
@@ -117,45 +115,59 @@ def _replication(report: Any) -> Iterable[Sample]:
             yield "truelabel_replica_replay_lag_seconds", {"replica": r.name}, r.replay_lag_seconds
 
 
-def render(snapshot: Snapshot) -> str:
-    """The exposition text: HELP and TYPE once per metric, then its samples."""
-    grouped: dict[str, list[str]] = {}
+def families(snapshot: Snapshot) -> Iterator[Metric]:
+    """One gauge family per metric name, holding its samples in the order they came."""
+    grouped: dict[str, tuple[GaugeMetricFamily, list[str]]] = {}
     for name, labels, value in samples(snapshot):
-        grouped.setdefault(name, []).append(_line(name, labels, value))
-    lines = []
-    for name, rows in grouped.items():
-        lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} gauge", *rows]
-    return "\n".join(lines) + "\n"
+        if name not in grouped:
+            keys = list(labels)
+            grouped[name] = (GaugeMetricFamily(name, HELP.get(name, name), labels=keys), keys)
+        family, keys = grouped[name]
+        family.add_metric([str(labels[key]) for key in keys], value)
+    yield from (family for family, _ in grouped.values())
 
 
-def scrape(url: str) -> str:
-    """One scrape: a fresh connection, every report, the text."""
+class MonitorCollector(Collector):
+    """Every report, from a snapshot taken at each scrape by ``take``."""
+
+    def __init__(self, take: Callable[[], Snapshot]) -> None:
+        self._take = take
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            snapshot = self._take()
+        except TrueLabelError as exc:   # unreachable or refused: the answer is "down", not an error page
+            log.warning("scrape failed: %s", exc)
+            yield GaugeMetricFamily("truelabel_monitor_up", HELP["truelabel_monitor_up"], value=0.0)
+            return
+        yield from families(snapshot)
+
+
+def snapshot_of(url: str) -> Snapshot:
+    """Every report of the database ``url``, on a connection of its own."""
     from truelabel_db.postgres import connect
 
     with connect(url, autocommit=True, application_name="truelabel-db monitor") as conn:
-        return render(take_snapshot(conn))
+        return take_snapshot(conn)
 
 
-def serve(port: int, collect: Callable[[], str], host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve ``collect()`` on ``http://host:port/metrics`` from a daemon thread."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            if self.path != "/metrics":
-                self.send_error(404)
-                return
-            try:
-                body, status = collect().encode(), 200
-            except Exception as exc:  # the scrape must answer; the error is the answer
-                body, status = f"# scrape failed: {exc}\ntruelabel_monitor_up 0\n".encode(), 500
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def registry(take: Callable[[], Snapshot]) -> CollectorRegistry:
+    """A registry of its own holding the monitor's collector."""
+    own = CollectorRegistry(auto_describe=False)
+    own.register(MonitorCollector(take))
+    return own
 
-        def log_message(self, *args: object) -> None:
-            pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="monitor-metrics", daemon=True).start()
-    return server
+def render(snapshot: Snapshot) -> str:
+    """The exposition text of one snapshot."""
+    return generate_latest(registry(lambda: snapshot)).decode()
+
+
+def scrape(url: str) -> str:
+    """One scrape of ``url``, as text: what the endpoint would answer now."""
+    return generate_latest(registry(lambda: snapshot_of(url))).decode()
+
+
+def serve(port: int, take: Callable[[], Snapshot], host: str = "127.0.0.1") -> MetricsServer:
+    """Serve the metrics of the snapshots ``take`` returns on ``http://host:port/metrics``."""
+    return serve_registry(registry(take), port, host)

@@ -7,13 +7,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from truelabel_db.schema.ddl import idents
 from truelabel_db.schema.mapping import TableMap
 
 
 def copy_statement(table: TableMap, *, csv: bool = False) -> sql.Composed:
     return sql.SQL("COPY {} ({}) FROM STDIN {}").format(
-        sql.Identifier(table.target),
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns),
+        table.ident,
+        idents(table.target_columns),
         sql.SQL("(FORMAT csv)" if csv else "(FORMAT text)"))
 
 

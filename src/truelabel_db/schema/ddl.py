@@ -16,6 +16,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from truelabel_db.catalog import schema_versions
 from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
 
 EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin", "pg_stat_statements")
@@ -87,8 +88,7 @@ def key_constraint(table: TableMap, columns: Sequence[str]) -> tuple[str, sql.Co
     primary = tuple(columns) == tuple(table.primary_key)
     name = f"{table.target}_pkey" if primary else f"{table.target}_{'_'.join(columns)}_key"
     kind = sql.SQL("PRIMARY KEY" if primary else "UNIQUE")
-    return name, _add_constraint(table.target, name,
-                                 sql.SQL("{} ({})").format(kind, idents(columns)))
+    return name, _add_constraint(table, name, sql.SQL("{} ({})").format(kind, idents(columns)))
 
 
 def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
@@ -101,11 +101,16 @@ def foreign_key_constraint(table: TableMap, fk: ForeignKeyMap,
     batch of changes in changelog order-agnostic form and have them checked at commit.
     """
     name = f"{table.target}_{fk.column}_fkey"
-    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} DEFERRABLE {}").format(
-        sql.Identifier(fk.column), sql.Identifier(fk.parent),
-        sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)),
+    clause = sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {} DEFERRABLE {}").format(
+        sql.Identifier(fk.column), sql.Identifier(table.target_schema, fk.parent),
+        sql.Identifier(fk.parent_column), sql.SQL(_on_delete(fk.on_delete)), sql.SQL(_on_delete(fk.on_update)),
         sql.SQL("NOT VALID" if orphan_policy == "keep" else ""))
-    return name, _add_constraint(table.target, name, clause)
+    return name, _add_constraint(table, name, clause,
+                                 replace_unless=(_FK_ACTION_CODES[fk.on_delete], _FK_ACTION_CODES[fk.on_update]))
+
+
+# pg_constraint.confdeltype for each ON DELETE action
+_FK_ACTION_CODES = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n"}
 
 
 def constraint_statements(tables: Iterable[TableMap] = TABLES, *,
@@ -128,14 +133,29 @@ def idents(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _add_constraint(table: str, name: str, clause: sql.Composed) -> sql.Composed:
-    """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing."""
+def _add_constraint(table: TableMap, name: str, clause: sql.Composed, *,
+                    replace_unless: tuple[str, str] | None = None) -> sql.Composed:
+    """ALTER TABLE ... ADD CONSTRAINT, guarded so that a second run does nothing.
+
+    ``replace_unless``: a foreign key whose ON DELETE and ON UPDATE actions (``confdeltype``,
+    ``confupdtype``) are not these was made by an older version of the schema; it is dropped
+    and added again.
+    """
     alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-        sql.Identifier(table), sql.Identifier(name), clause).as_string(None)
+        table.ident, sql.Identifier(name), clause).as_string(None)
+    drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+        table.ident, sql.Identifier(name)).as_string(None)
+    regclass = table.ident.as_string(None)
+    stale = sql.SQL("")
+    if replace_unless is not None:
+        stale = sql.SQL("IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} AND conrelid = {t}::regclass "
+                        "AND (confdeltype <> {d} OR confupdtype <> {u})) THEN EXECUTE {drop}; END IF; ").format(
+            n=sql.Literal(name), t=sql.Literal(regclass), d=sql.Literal(replace_unless[0]),
+            u=sql.Literal(replace_unless[1]), drop=sql.Literal(drop))
     return sql.SQL(
-        "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {} "
-        "AND conrelid = {}::regclass) THEN EXECUTE {}; END IF; END $do$").format(
-        sql.Literal(name), sql.Literal(table), sql.Literal(alter))
+        "DO $do$ BEGIN {stale}IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} "
+        "AND conrelid = {t}::regclass) THEN EXECUTE {alter}; END IF; END $do$").format(
+        stale=stale, n=sql.Literal(name), t=sql.Literal(regclass), alter=sql.Literal(alter))
 
 
 def ensure_extensions(conn: psycopg.Connection, report: SchemaReport) -> None:
@@ -170,10 +190,7 @@ def apply_file(conn: psycopg.Connection, file: SchemaFile, report: SchemaReport,
     with conn.transaction():
         for statement in file.statements():
             conn.execute(statement.encode())
-        conn.execute(
-            "INSERT INTO truelabel_meta.schema_migrations (version, checksum) VALUES (%s, %s) "
-            "ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
-            (file.version, file.checksum))
+        schema_versions.record_applied(conn, file.version, file.checksum)
     report.applied.append(file.version)
 
 
@@ -203,11 +220,8 @@ def _record_features(conn: psycopg.Connection, report: SchemaReport) -> None:
     conn.execute(schema_files("pre")[0].text.encode())  # bookkeeping schema first
     with conn.transaction():
         for name, ok in report.extensions.items():
-            conn.execute(
-                "INSERT INTO truelabel_meta.schema_features (name, available, detail) "
-                "VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET available = EXCLUDED.available, "
-                "detail = EXCLUDED.detail, checked_at = now()",
-                (f"extension:{name}", ok, report.skipped.get(f"extension {name}", "installed")))
+            schema_versions.record_feature(conn, f"extension:{name}", ok,
+                                           report.skipped.get(f"extension {name}", "installed"))
 
 
 def plan_sql(phases: Iterable[str] = PHASES, *, orphan_policy: str = "quarantine") -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from truelabel_db.schema.transforms import (
     Boolean,
     CommaList,
     Converted,
     Enum,
+    Extra,
     Inet,
     Integer,
     Json,
@@ -25,6 +28,9 @@ from truelabel_db.schema.transforms import (
     Unconvertible,
     Uuid,
 )
+from truelabel_db.sqlite_sql import quote_ident
+
+EXTRA_COLUMN = "legacy_extra"
 
 USER_ROLE = Enum("user_role", ("ADMIN", "BRAND", "LABORATORY", "VALIDATOR", "CONSUMER"),
                  aliases=(("LAB", "LABORATORY"),))
@@ -43,6 +49,7 @@ class ColumnMap:
     target: str
     transform: Transform
     not_null: bool = False
+    absent: bool = False  # an older legacy file lacks this nullable column: it reads as NULL
 
     def convert(self, raw: Any) -> Converted:
         if raw is None:
@@ -54,10 +61,19 @@ class ColumnMap:
 
 @dataclass(frozen=True)
 class ForeignKeyMap:
+    """A foreign key with Prisma's referential action.
+
+    Prisma's ``Restrict`` is declared ``NO ACTION``: the same refusal for the app, but checked
+    when the transaction commits once deferred, where ``RESTRICT`` is checked at once even when
+    deferred, and the follower (which applies a parent's delete and its children's in one
+    transaction, in any order) needs the check at commit.
+    """
+
     column: str
     parent: str
     parent_column: str = "id"
-    on_delete: str = "RESTRICT"
+    on_delete: str = "NO ACTION"
+    on_update: str = "CASCADE"  # Prisma's default: a parent's new id travels to its children
 
 
 @dataclass(frozen=True)
@@ -69,18 +85,65 @@ class TableMap:
     unique: tuple[tuple[str, ...], ...] = ()
     partitioned_by: str | None = None
     primary_key: tuple[str, ...] = ("id",)
+    target_schema: str = "public"
+    extra: tuple[str, ...] = ()  # legacy columns the mapping does not know, carried in legacy_extra
 
     @property
     def legacy_key(self) -> str:
         return self.column_for_target(self.primary_key[0]).legacy
 
+    @property
+    def key_column(self) -> str:
+        """The target column that identifies a row (the legacy primary key's column)."""
+        return self.primary_key[0]
+
+    @property
+    def ident(self) -> sql.Identifier:
+        """The target table, schema-qualified, for composing SQL."""
+        return sql.Identifier(self.target_schema, self.target)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.target_schema}.{self.target}"
+
+    @property
+    def legacy_columns(self) -> list[str]:
+        """The legacy columns a row is read as: the mapped ones, then the carried extras."""
+        return [c.legacy for c in self.columns] + list(self.extra)
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The target columns a row is written as (``legacy_extra`` last, when there are extras)."""
+        return [c.target for c in self.columns] + ([EXTRA_COLUMN] if self.extra else [])
+
+    @property
+    def extra_transform(self) -> Extra:
+        return Extra(self.extra)
+
+    def legacy_select(self) -> str:
+        """The SQLite select list of :attr:`legacy_columns` (NULL for a column the file lacks)."""
+        mapped = ["NULL" if c.absent else quote_ident(c.legacy) for c in self.columns]
+        return ", ".join(mapped + [quote_ident(c) for c in self.extra])
+
+    def legacy_key_of(self, raw: tuple[Any, ...]) -> str | None:
+        """A legacy row's key as SQLite stores it."""
+        value = raw[self.legacy_columns.index(self.legacy_key)]
+        return None if value is None else str(value)
+
+    def target_key_of(self, legacy_key: str) -> Any:
+        """A legacy key in the target's type; Unconvertible when it could never be there."""
+        return self.column_for_target(self.key_column).transform.convert(legacy_key).value
+
     def column_for_target(self, target: str) -> ColumnMap:
         return next(c for c in self.columns if c.target == target)
+
+    def column_for_legacy(self, legacy: str) -> ColumnMap:
+        return next(c for c in self.columns if c.legacy == legacy)
 
     @property
     def fast_path(self) -> bool:
         """True when SQLite itself can check and format every column of this table."""
-        return all(c.transform.sqlite_csv("x") is not None for c in self.columns)
+        return not self.extra and all(c.transform.sqlite_csv("x") is not None for c in self.columns)
 
 
 def _c(legacy: str, target: str, transform: Transform, not_null: bool = True) -> ColumnMap:
@@ -116,7 +179,7 @@ TABLES: tuple[TableMap, ...] = (
         _n("nutritionalInfo", "nutritional_info", JSON), _n("claims", "claims", CommaList()),
         _n("imageUrl", "image_urls", SingletonList()), _n("qrCode", "qr_code", TEXT),
         _c("status", "status", PRODUCT_STATUS), *_STAMPS, _c("userId", "user_id", UUID),
-    ), foreign_keys=(ForeignKeyMap("user_id", "users", on_delete="CASCADE"),),
+    ), foreign_keys=(ForeignKeyMap("user_id", "users"),),
         unique=(("sku",), ("qr_code",))),
     TableMap("reports", "reports", (
         _c("id", "id", UUID), _c("fileName", "file_name", TEXT),
@@ -181,6 +244,32 @@ TABLES: tuple[TableMap, ...] = (
 
 BY_LEGACY: dict[str, TableMap] = {t.legacy: t for t in TABLES}
 BY_TARGET: dict[str, TableMap] = {t.target: t for t in TABLES}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A set of mapped tables, parents first: the declared mapping, or one extended for drift."""
+
+    tables: tuple[TableMap, ...]
+
+    @property
+    def by_legacy(self) -> dict[str, TableMap]:
+        return {t.legacy: t for t in self.tables}
+
+    @property
+    def by_target(self) -> dict[str, TableMap]:
+        return {t.target: t for t in self.tables}
+
+    def children_of(self, parent: TableMap) -> list[tuple[TableMap, ForeignKeyMap]]:
+        """Every (child table, foreign key) that refers to ``parent``."""
+        return [(t, fk) for t in self.tables for fk in t.foreign_keys
+                if fk.parent == parent.target and t.target_schema == parent.target_schema]
+
+    def parent_of(self, fk: ForeignKeyMap, child: TableMap) -> TableMap:
+        return next(t for t in self.tables if t.target == fk.parent and t.target_schema == child.target_schema)
+
+
+DECLARED = Mapping(TABLES)
 
 
 def mapping_rows() -> list[tuple[str, str, str, str, str]]:

@@ -437,3 +437,80 @@ class Inet:
 
     def to_legacy(self, value: Any) -> str:
         return str(value)
+
+
+class Double:
+    """A SQLite REAL kept as ``double precision`` (columns carried from a drifted file)."""
+
+    pg_type = "double precision"
+
+    def convert(self, raw: Any) -> Converted:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise Unconvertible(f"not a number: {str(raw)[:40]!r}")
+        value = float(raw)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise Unconvertible("not a finite number")
+        return Converted(value, "integer as real" if isinstance(raw, int) else None)
+
+    def copy_text(self, value: float) -> str:
+        return repr(value)
+
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        return None
+
+    def sqlite_csv(self, col: str) -> str | None:
+        return None  # carried tables take the Python path
+
+    def to_legacy(self, value: float) -> float:
+        return value
+
+
+class Bytes:
+    """A SQLite BLOB kept as ``bytea`` (columns carried from a drifted file)."""
+
+    pg_type = "bytea"
+
+    def convert(self, raw: Any) -> Converted:
+        if isinstance(raw, (bytes, bytearray, memoryview)) and not isinstance(raw, BadUtf8):
+            return Converted(bytes(raw))
+        raise Unconvertible(f"not a blob: {type(raw).__name__}")
+
+    def copy_text(self, value: bytes) -> str:
+        return "\\\\x" + value.hex()
+
+    def sqlite_check(self, col: str, strict: bool = False) -> str | None:
+        return None
+
+    def sqlite_csv(self, col: str) -> str | None:
+        return None
+
+    def to_legacy(self, value: bytes) -> bytes:
+        return bytes(value)
+
+
+class Extra:
+    """The columns a drifted file has and the mapping does not, kept together in one ``jsonb``.
+
+    Each value travels losslessly: numbers and text as JSON, anything JSON cannot hold (a BLOB,
+    text that is not UTF-8 or holds NUL) tagged and base64-encoded, so a rollback writes back
+    exactly what was read.
+    """
+
+    pg_type = "jsonb"
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+
+    def convert_values(self, values: tuple[Any, ...]) -> Converted:
+        from truelabel_db.schema.lossless import encode_value
+
+        return Converted({c: encode_value(v) for c, v in zip(self.columns, values)})
+
+    def copy_text(self, value: dict[str, Any]) -> str:
+        return copy_escape(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def to_legacy_values(self, value: dict[str, Any] | None) -> tuple[Any, ...]:
+        from truelabel_db.schema.lossless import decode_value
+
+        value = value or {}
+        return tuple(decode_value(value.get(c)) for c in self.columns)

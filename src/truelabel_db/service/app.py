@@ -23,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from psycopg_pool import PoolTimeout
 
-from truelabel_db.cache.stats import hit_ratios, prometheus
+from truelabel_db.cache.stats import hit_ratios
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.backend import Backend, GateHeld, data_error
@@ -32,6 +32,7 @@ from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter,
 from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
 from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 from truelabel_db.service.jobs import Jobs
+from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
 MAX_BATCH_BYTES = 4 << 20
@@ -172,16 +173,11 @@ def create_app(config: ServiceConfig) -> ServiceApp:
                      limit: int = Query(20, ge=1, le=200)) -> Any:
         return _json(await backend().current.aio.search(q, limit))
 
+    own_metrics = registry(backend, lambda: state["committer"].stats)
+
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    def metrics() -> str:
-        current = backend().current
-        commits = state["committer"].stats
-        text = prometheus(current.cache.stats.snapshot()) if current.cache else ""
-        return text + (f"truelabel_service_primary_epoch {current.epoch}\n"
-                       f"truelabel_service_switches_total {backend().switches}\n"
-                       f"truelabel_service_gate_waits_total {backend().gate_waits}\n"
-                       f"truelabel_service_group_commits_total {commits.batches}\n"
-                       f"truelabel_service_group_committed_scans_total {commits.scans}\n")
+    def metrics() -> Response:
+        return Response(exposition(own_metrics), media_type=CONTENT_TYPE_LATEST)
 
     return ServiceApp(app, answer)
 

@@ -46,8 +46,13 @@ def canonical_legacy(table: TableMap, raw: tuple[Any, ...]) -> Canonical | None:
             out.append(canonical_value(col.transform, col.convert(value).value))
         except Unconvertible:
             return None
+    if table.extra:
+        out.append(_json(table.extra_transform.convert_values(raw[len(table.columns):]).value))
     return tuple(out)
 
 
 def canonical_target(table: TableMap, row: tuple[Any, ...]) -> Canonical:
-    return tuple(canonical_value(c.transform, v) for c, v in zip(table.columns, row))
+    out = [canonical_value(c.transform, v) for c, v in zip(table.columns, row)]
+    if table.extra:
+        out.append(_json(row[len(table.columns)] or {}))
+    return tuple(out)

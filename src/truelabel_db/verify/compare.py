@@ -20,11 +20,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.follow.apply import apply_table
-from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
+from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.schema.mapping import TABLES, TableMap
+from truelabel_db.rows.apply import resync
+from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.ddl import idents
+from truelabel_db.schema.mapping import DECLARED, Mapping, TableMap
 from truelabel_db.schema.transforms import decode_text
 from truelabel_db.sqlite_sql import quote_ident
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
@@ -80,7 +83,7 @@ def _key_index(table: TableMap) -> int:
 def _legacy_rows(conn: sqlite3.Connection, table: TableMap) -> Iterator[tuple[str, tuple[Any, ...] | None]]:
     """(key, canonical row or None when the mapping refuses it) for every legacy row."""
     conn.text_factory = decode_text
-    columns = ", ".join(quote_ident(c.legacy) for c in table.columns)
+    columns = table.legacy_select()
     index = _key_index(table)
     for raw in conn.execute(f"SELECT {columns} FROM {quote_ident(table.legacy)}"):
         canonical = canonical_legacy(table, raw)
@@ -90,7 +93,7 @@ def _legacy_rows(conn: sqlite3.Connection, table: TableMap) -> Iterator[tuple[st
 def _target_rows(conn: psycopg.Connection, table: TableMap) -> Iterator[tuple[str, tuple[Any, ...]]]:
     index = _key_index(table)
     query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns), sql.Identifier(table.target))
+        idents(table.target_columns), table.ident)
     with conn.transaction(), conn.cursor(name=f"verify_{table.target}") as cur:
         cur.itersize = 10_000
         cur.execute(query)
@@ -99,26 +102,22 @@ def _target_rows(conn: psycopg.Connection, table: TableMap) -> Iterator[tuple[st
             yield str(canonical[index]), canonical
 
 
-def _open_quarantine(conn: psycopg.Connection, table: TableMap) -> set[str]:
-    return {str(r[0]) for r in conn.execute(
-        "SELECT legacy_key FROM truelabel_meta.quarantine WHERE legacy_table = %s AND resolved_at IS NULL",
-        (table.legacy,))}
-
-
 def verify_table(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
-                 *, repair: bool = False) -> TableVerdict:
+                 *, repair: bool = False, mapping: Mapping = DECLARED, source: Path | None = None) -> TableVerdict:
     verdict = TableVerdict(table.legacy)
-    quarantined_keys = _open_quarantine(pg, table)
+    quarantined_keys = {k.lower() for k in open_keys(pg, table.legacy)}
     left: dict[str, int] = {}
     for key, row in _legacy_rows(legacy, table):
         verdict.source_rows += 1
-        if row is None or key in quarantined_keys:
+        if row is None or key.lower() in quarantined_keys:
             verdict.quarantined += 1
             continue
         left[_bucket(key)] = (left.get(_bucket(key), 0) + _hash(row)) & MASK
     right: dict[str, int] = {}
     for key, row in _target_rows(pg, table):
         verdict.target_rows += 1
+        if key in quarantined_keys:  # held in PostgreSQL with a record saying why
+            continue
         right[_bucket(key)] = (right.get(_bucket(key), 0) + _hash(row)) & MASK
     buckets = set(left) | set(right)
     verdict.buckets = len(buckets)
@@ -127,7 +126,7 @@ def verify_table(legacy: sqlite3.Connection, pg: psycopg.Connection, table: Tabl
     if bad:
         _narrow(legacy, pg, table, bad, quarantined_keys, verdict)
     if repair and not verdict.equal:
-        verdict.repaired = _repair(legacy, pg, table, verdict)
+        verdict.repaired = _repair(legacy, pg, table, verdict, mapping, source)
     return verdict
 
 
@@ -135,33 +134,30 @@ def _narrow(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
             quarantined_keys: set[str], verdict: TableVerdict) -> None:
     """Read the mismatched buckets again, row by row, and name the rows that differ."""
     left = {k: _hash(r) for k, r in _legacy_rows(legacy, table)
-            if _bucket(k) in bad and r is not None and k not in quarantined_keys}
-    right = {k: _hash(r) for k, r in _target_rows(pg, table) if _bucket(k) in bad}
+            if _bucket(k) in bad and r is not None and k.lower() not in quarantined_keys}
+    right = {k: _hash(r) for k, r in _target_rows(pg, table) if _bucket(k) in bad and k not in quarantined_keys}
     verdict.missing_in_target = sorted(set(left) - set(right))
     verdict.extra_in_target = sorted(set(right) - set(left))
     verdict.different = sorted(k for k in set(left) & set(right) if left[k] != right[k])
 
 
 def _repair(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap,
-            verdict: TableVerdict) -> int:
+            verdict: TableVerdict, mapping: Mapping, source: Path | None) -> int:
     """Make each differing row equal to SQLite's current row (or gone, if SQLite has none)."""
-    changes = TableChanges(upserts={k: () for k in verdict.missing_in_target + verdict.different})
-    changes.deletes.update(verdict.extra_in_target)
-    fetch_current(legacy, table.legacy, changes)
-    with pg.transaction(), pg.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL DEFERRED")
-        apply_table(cur, table, changes, lambda t, keys: keys_present(legacy, t, keys))
-    return len(verdict.missing_in_target) + len(verdict.extra_in_target) + len(verdict.different)
+    keys = verdict.missing_in_target + verdict.different + verdict.extra_in_target
+    resync(pg, LegacyRows(legacy), table, keys, mapping=mapping, source=source)
+    return len(keys)
 
 
 def verify(source: Path, target_url: str, *, repair: bool = False,
            tables: list[str] | None = None) -> VerifyReport:
     """Compare every mapped table; with ``repair``, re-copy the rows that differ and check again."""
-    chosen = [t for t in TABLES if not tables or t.legacy in tables]
     legacy = sqlite_connect(source)
     try:
-        with connect(target_url, autocommit=True) as pg:
-            report = VerifyReport({t.legacy: verify_table(legacy, pg, t, repair=repair) for t in chosen})
+        with connect(target_url, autocommit=True, migration_writer=repair) as pg:
+            mapping = recorded_mapping(pg)
+            chosen = [t for t in mapping.tables if not tables or t.legacy in tables]
+            report = VerifyReport({t.legacy: verify_table(legacy, pg, t, repair=repair, mapping=mapping, source=source) for t in chosen})
             if repair and not report.equal:
                 again = {name: verify_table(legacy, pg, next(t for t in chosen if t.legacy == name))
                          for name, v in report.tables.items() if not v.equal}

@@ -14,34 +14,34 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.capture.changelog import CHANGELOG_TABLE
-from truelabel_db.follow.apply import apply_table, target_keys
-from truelabel_db.follow.batch import TableChanges, fetch_current, keys_present
+from truelabel_db.catalog import changelog
+from truelabel_db.catalog.quarantine import open_keys
 from truelabel_db.legacy.source import connect as sqlite_connect
 from truelabel_db.postgres import connect
-from truelabel_db.schema.mapping import BY_LEGACY, TableMap
-from truelabel_db.sqlite_sql import quote_ident
+from truelabel_db.rows.apply import resync, typed_keys
+from truelabel_db.rows.changes import TableChanges
+from truelabel_db.rows.legacy import LegacyRows
+from truelabel_db.rows.read import fetch_current
+from truelabel_db.rows.recorded import recorded_mapping
+from truelabel_db.schema.ddl import idents
+from truelabel_db.schema.mapping import Mapping, TableMap
 from truelabel_db.verify.canonical import canonical_legacy, canonical_target
 
 
-def changed_keys(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for table, key in conn.execute(f"SELECT DISTINCT tbl, pk FROM {quote_ident(CHANGELOG_TABLE)} WHERE op <> 'M'"):
-        if table in BY_LEGACY:
-            out.setdefault(table, set()).add(str(key))
-    return out
+def changed_keys(conn: sqlite3.Connection, mapping: Mapping, after: int = 0) -> dict[str, set[str]]:
+    return {table: keys for table, keys in changelog.keys_after(conn, after).items() if table in mapping.by_legacy}
 
 
 def _differing(legacy: sqlite3.Connection, pg: psycopg.Connection, table: TableMap, keys: set[str]) -> set[str]:
     changes = TableChanges(upserts={k: () for k in keys})
-    fetch_current(legacy, table.legacy, changes)
+    fetch_current(legacy, table, changes)
     left = {k: canonical_legacy(table, row) for k, row in changes.upserts.items()}
     index = [c.target for c in table.columns].index(table.primary_key[0])
     query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-        sql.SQL(", ").join(sql.Identifier(c.target) for c in table.columns), sql.Identifier(table.target),
+        idents(table.target_columns), table.ident,
         sql.Identifier(table.primary_key[0]))
     right: dict[str, Any] = {}
-    for row in pg.execute(query, (target_keys(table, keys),)):  # typed keys: the index is used
+    for row in pg.execute(query, (sorted(typed_keys(table, keys)),)):  # typed keys: the index is used
         canonical = canonical_target(table, row)
         right[str(canonical[index])] = canonical
     differing = set()
@@ -61,18 +61,17 @@ def verify_keys(source: Path, target_url: str) -> tuple[int, int]:
     legacy = sqlite_connect(source)
     checked = resynced = 0
     try:
-        with connect(target_url, autocommit=True) as pg:
-            for name, keys in changed_keys(legacy).items():
-                table = BY_LEGACY[name]
+        with connect(target_url, autocommit=True, migration_writer=True) as pg:
+            mapping = recorded_mapping(pg)
+            for name, keys in changed_keys(legacy, mapping).items():
+                table = mapping.by_legacy[name]
+                accounted = {k.lower() for k in open_keys(pg, name)}  # quarantined: not in PostgreSQL on purpose
+                keys = {k for k in keys if k.lower() not in accounted}
                 checked += len(keys)
                 bad = _differing(legacy, pg, table, keys)
                 if not bad:
                     continue
-                changes = TableChanges(upserts={k: () for k in bad})
-                fetch_current(legacy, name, changes)
-                with pg.transaction(), pg.cursor() as cur:
-                    cur.execute("SET CONSTRAINTS ALL DEFERRED")
-                    apply_table(cur, table, changes, lambda t, ks: keys_present(legacy, t, ks))
+                resync(pg, LegacyRows(legacy), table, bad, mapping=mapping, source=source)
                 resynced += len(bad)
                 still = _differing(legacy, pg, table, bad)
                 if still:

@@ -1,4 +1,6 @@
-"""The copy's own state in PostgreSQL, written in the same transaction as the data it describes.
+"""The copy's runs, chunks and steps (``copy_runs``, ``copy_chunks``, ``copy_steps``).
+
+Written in the same transaction as the data they describe.
 
 Like pgcopydb's catalog: a chunk is marked done in the transaction that loaded it, so after a
 ``kill -9`` a chunk is either entirely loaded and marked, or entirely absent and redone.
@@ -140,3 +142,57 @@ def changelog_position_of(conn: psycopg.Connection, run_id: int) -> int | None:
     row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE run_id = %s",
                        (run_id,)).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def step_detail(conn: psycopg.Connection, run_id: int, step: str) -> dict[str, Any] | None:
+    """What a finished step recorded about itself (None if it has not finished)."""
+    row = conn.execute("SELECT detail FROM truelabel_meta.copy_steps WHERE run_id = %s AND step = %s",
+                       (run_id, step)).fetchone()
+    return None if row is None else dict(row[0])
+
+
+def followable_position(conn: psycopg.Connection) -> int | None:
+    """Where the changelog stood in the newest finished copy's snapshot: where following starts."""
+    row = conn.execute("SELECT changelog_position FROM truelabel_meta.copy_runs WHERE status = 'done' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def orphan_policy(conn: psycopg.Connection) -> str:
+    """The orphan policy of the newest finished copy (``quarantine`` when none says otherwise)."""
+    row = conn.execute("SELECT options->>'orphan_policy' FROM truelabel_meta.copy_runs WHERE status = 'done' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] else "quarantine"
+
+
+def mapping_decision(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The drift decision the newest copy (finished, else running) made: how the mapping was extended."""
+    row = conn.execute("SELECT options->'mapping' FROM truelabel_meta.copy_runs WHERE status IN ('done', 'running') "
+                       "ORDER BY (status = 'done') DESC, run_id DESC LIMIT 1").fetchone()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class TableProgress:
+    legacy_table: str
+    chunks_done: int
+    chunks: int
+    rows_read: int
+
+
+def progress(conn: psycopg.Connection, run_id: int) -> list[TableProgress]:
+    """Each table's chunks done out of planned, and rows read so far (a live copy's progress)."""
+    rows = conn.execute(
+        "SELECT legacy_table, count(*) FILTER (WHERE done_at IS NOT NULL), count(*), coalesce(sum(rows_read), 0) "
+        "FROM truelabel_meta.copy_chunks WHERE run_id = %s GROUP BY legacy_table ORDER BY legacy_table",
+        (run_id,)).fetchall()
+    return [TableProgress(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def latest(conn: psycopg.Connection) -> tuple[CopyRun, str] | None:
+    """The newest copy run and its status (running, done, abandoned)."""
+    if not conn.execute("SELECT to_regclass('truelabel_meta.copy_runs') IS NOT NULL").fetchone()[0]:
+        return None
+    row = conn.execute("SELECT run_id, source_path, source_fingerprint, snapshot_path, options, status "
+                       "FROM truelabel_meta.copy_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    return (CopyRun(*row[:5]), str(row[5])) if row else None

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from truelabel_db.quarantine import QuarantineRecord, encode_row
+from truelabel_db.catalog.quarantine import QuarantineRecord, encode_row
 from truelabel_db.schema.copytext import NULL
 from truelabel_db.schema.mapping import TableMap
 from truelabel_db.schema.transforms import Unconvertible
@@ -38,17 +38,11 @@ class ConvertedRows:
         return sum(1 for r in self.rows if r.line is not None and r.repairs)
 
 
-def legacy_key(table: TableMap, raw: tuple[Any, ...]) -> str | None:
-    index = next(i for i, c in enumerate(table.columns) if c.legacy == table.legacy_key)
-    value = raw[index]
-    return None if value is None else str(value)
-
-
 def quarantine_record(table: TableMap, raw: tuple[Any, ...], stage: str,
                       reasons: list[dict[str, str]]) -> QuarantineRecord:
     return QuarantineRecord(
-        legacy_table=table.legacy, legacy_key=legacy_key(table, raw), stage=stage,
-        reasons=reasons, original=encode_row([c.legacy for c in table.columns], raw))
+        legacy_table=table.legacy, legacy_key=table.legacy_key_of(raw), stage=stage,
+        reasons=reasons, original=encode_row(table.legacy_columns, raw))
 
 
 def convert_row(table: TableMap, raw: tuple[Any, ...]) -> ConvertedRow:
@@ -65,6 +59,9 @@ def convert_row(table: TableMap, raw: tuple[Any, ...]) -> ConvertedRow:
         if out.repair:
             repairs.append(f"{col.legacy}: {out.repair}")
         fields.append(NULL if out.value is None else col.transform.copy_text(out.value))
+    if table.extra:
+        extra = table.extra_transform
+        fields.append(extra.copy_text(extra.convert_values(raw[len(table.columns):]).value))
     if reasons:
         return ConvertedRow(raw, None, quarantine_record(table, raw, "convert", reasons), [])
     return ConvertedRow(raw, ("\t".join(fields) + "\n").encode("utf-8"), None, repairs)
