@@ -122,3 +122,35 @@ def test_open_hot_paths_picks_the_database_by_its_locator(twin: Twin) -> None:
     finally:
         legacy.close()
         postgres.close()
+
+
+def test_the_async_implementation_gives_the_blocking_ones_answers(twin: Twin) -> None:
+    import asyncio
+
+    from truelabel_db.hotpaths.postgres_async import AsyncPostgresHotPaths
+
+    brand = twin.best.brands(1)[0]
+    product = twin.pg.product_list(1)[0]
+    word = product["name"].split()[0]
+
+    async def ask() -> list[object]:
+        paths = await AsyncPostgresHotPaths.open(twin.url, max_size=2)
+        try:
+            return [await paths.product_list(50), await paths.product(product["id"]), await paths.product("nope"),
+                    await paths.brand_dashboard(brand), await paths.validation_queue(20), await paths.search(word, 50),
+                    await paths.qr_analytics(brand, 7)]
+        finally:
+            await paths.close()
+
+    answers = asyncio.run(ask())
+    assert answers == [twin.pg.product_list(50), twin.pg.product(product["id"]), None, twin.pg.brand_dashboard(brand),
+                       twin.pg.validation_queue(20), twin.pg.search(word, 50), twin.pg.qr_analytics(brand, 7)]
+
+
+def test_a_group_of_scans_is_recorded_at_once_and_each_finds_its_product_on_both(twin: Twin) -> None:
+    products = [p for p in twin.pg.product_list(20) if p["qr_code"]][:3]
+    at = twin.newest_scan() + timedelta(seconds=2)
+    scans = [Scan(p["qr_code"], "200.1.2.3", "group", at) for p in products] + [Scan("TL-NOBODY", None, "group", at)]
+    found = [paths.scan_many(scans) for paths in (twin.pg, twin.best)]
+    assert found[0] == found[1]
+    assert [f["id"] if f else None for f in found[0]] == [p["id"] for p in products] + [None]

@@ -66,6 +66,16 @@ def test_every_read_endpoint_answers_the_same_on_both_databases(shared_pair: Pai
         assert legacy.get("/products/nope").status_code == pg.get("/products/nope").status_code == 404
 
 
+def test_an_id_that_is_not_a_uuid_is_a_brand_with_nothing_on_both_databases(shared_pair: Pair) -> None:
+    with serving(str(shared_pair.legacy), cache=False) as legacy, serving(shared_pair.url, cache=False) as pg:
+        for client in (legacy, pg):
+            analytics = client.get("/brands/not-a-uuid/analytics?days=7")
+            assert analytics.status_code == 200 and analytics.json()["total_scans"] == 0
+            assert client.get("/brands/not-a-uuid/dashboard").status_code == 404
+        assert legacy.get("/brands/not-a-uuid/analytics?days=7").json() == pg.get(
+            "/brands/not-a-uuid/analytics?days=7").json()
+
+
 def test_a_scan_is_recorded_and_returns_the_product(shared_pair: Pair, redis_url: str) -> None:
     with serving(shared_pair.url, redis_url=redis_url) as client:
         product = client.get("/products?limit=20").json()
@@ -161,3 +171,33 @@ def test_a_write_the_fence_refuses_goes_to_the_new_primary_instead(fresh_pair: P
         threading.Timer(0.2, lambda: gate.publish_primary("postgresql", describe(fresh_pair.url))).start()
         assert client.post("/scans", json={"qr_code": code}).status_code == 200
         assert scans_in_postgres(fresh_pair.url, code) == in_pg + 1
+
+
+def test_on_the_async_pool_the_service_answers_as_on_threads(shared_pair: Pair) -> None:
+    refresh(shared_pair.url)
+    with serving(shared_pair.url, cache=False) as threads, serving(shared_pair.url, cache=False,
+                                                                   async_pool=True) as pooled:
+        brand = threads.get("/products?limit=1").json()[0]["user_id"]
+        for url in ("/products?limit=20", f"/brands/{brand}/dashboard", "/validations/queue?limit=10",
+                    f"/brands/{brand}/analytics?days=7"):
+            assert threads.get(url).json() == pooled.get(url).json(), url
+        code = next(p["qr_code"] for p in pooled.get("/products?limit=20").json() if p["qr_code"])
+        before = scans_in_postgres(shared_pair.url, code)
+        assert pooled.post("/scans", json={"qr_code": code}).json()["product"]["qr_code"] == code
+        assert scans_in_postgres(shared_pair.url, code) == before + 1
+
+
+def test_a_scan_that_is_not_one_is_refused_with_422_and_nothing_is_recorded(shared_pair: Pair) -> None:
+    with psycopg.connect(shared_pair.url) as conn:
+        before = conn.execute("SELECT count(*) FROM qr_code_access").fetchone()[0]
+    with serving(shared_pair.url, cache=False) as client:
+        for body in (b"{nope", b'["TL-1"]', b"{}", b'{"qr_code": ""}', b'{"qr_code": 7}',
+                     b'{"qr_code": "' + b"X" * 201 + b'"}', b'{"qr_code": "TL-1\\u0000"}',
+                     b'{"qr_code": "TL-1", "user_agent": 5}'):
+            answer = client.post("/scans", content=body, headers={"Content-Type": "application/json"})
+            assert answer.status_code == 422 and answer.json()["detail"], body
+        huge = client.post("/scans", content=b'{"qr_code": "TL-1", "pad": "' + b"x" * 20_000 + b'"}')
+        assert huge.status_code == 413
+        assert "/scans" in client.get("/openapi.json").json()["paths"]
+    with psycopg.connect(shared_pair.url) as conn:
+        assert conn.execute("SELECT count(*) FROM qr_code_access").fetchone()[0] == before

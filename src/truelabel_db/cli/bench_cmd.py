@@ -205,37 +205,141 @@ def queries(
 @bench_app.command("load")
 def load(
     scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
-    target: TargetOption = None,
     redis_url: Annotated[str, typer.Option("--redis", help="Redis for the cache runs (flushed!).")] =
         "redis://127.0.0.1:6379/12",
-    concurrency: Annotated[int, typer.Option(help="Clients of the main runs.")] = 200,
-    duration: Annotated[float, typer.Option(help="Seconds of each main run.")] = 30.0,
-    sweep_seconds: Annotated[float, typer.Option(help="Seconds of each step of the concurrency sweep.")] = 5.0,
+    users: Annotated[int, typer.Option(help="People browsing at once (each with a keep-alive connection).")] = 5000,
+    think: Annotated[float, typer.Option(help="Their mean think time between requests, seconds.")] = 5.0,
+    ramp: Annotated[float, typer.Option(help="Seconds over which the users arrive.")] = 15.0,
+    scan_rates: Annotated[str, typer.Option(help="Consumer scans arriving per second, rates tried in turn "
+                                                 "(comma-separated) until one is not served.")] = "1000,2000,3000,4000",
+    batch_rate: Annotated[float, typer.Option(help="POST /scans/batch requests arriving per second.")] = 20.0,
+    batch_rows: Annotated[int, typer.Option(help="Scans per batch request.")] = 500,
+    connections: Annotated[int, typer.Option(help="Keep-alive connections carrying the scans.")] = 256,
+    seconds: Annotated[float, typer.Option(help="Measured seconds of each load.")] = 30.0,
     workers: Annotated[int, typer.Option(help="Service worker processes.")] = 2,
+    pgbouncer_pool: Annotated[int, typer.Option(help="PgBouncer's server connections.")] = 20,
+    only: Annotated[str | None, typer.Option(help="Run only the configurations whose name contains this "
+                                                  "(e.g. 'postgresql', 'pgbouncer', 'cache on').")] = None,
+    scaling: Annotated[str, typer.Option(help="Client connection counts for the PgBouncer comparison "
+                                              "(comma-separated; empty to skip).")] = "50,500,2000",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
-    """Requests/s and latency through `serve` on SQLite and PostgreSQL, cache off and on."""
-    from truelabel_db.bench.load_bench import run_load_bench
+    """The service under people and arrivals, on SQLite and PostgreSQL, cache off/on, with and without PgBouncer."""
+    from truelabel_db.bench.load_bench import CONFIGS, LoadPlan, config_name, run_load_bench
 
-    doc = run_load_bench(scale, target or DEFAULT_ADMIN_URL, redis_url, work_dir, concurrency=concurrency,
-                         duration=duration, sweep_seconds=sweep_seconds, workers=workers,
-                         progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    plan = LoadPlan(users=users, think=think, ramp=ramp,
+                    scan_rates=tuple(float(r) for r in scan_rates.split(",") if r.strip()), batch_rate=batch_rate,
+                    batch_rows=batch_rows, connections=connections, seconds=seconds, workers=workers,
+                    pgbouncer_pool=pgbouncer_pool)
+    configs = tuple(c for c in CONFIGS if only is None or only in config_name(*c))
+    if not configs:
+        raise ConfigError(f"no configuration matches --only {only!r}")
+    counts = tuple(int(n) for n in scaling.split(",") if n.strip())
+    doc = run_load_bench(scale, redis_url, work_dir, plan, configs=configs, scaling=counts,
+                         progress=lambda step: err.print(f"[dim]… {step}[/]")).to_dict()
     if json_out:
         emit_json(doc)
-    view = Table("database", "cache", "mix", "clients", "req/s", "writes/s", "p50 ms", "p99 ms", "errors")
-    for r in doc["runs"]:
-        view.add_row(r["database"], "on" if r["cache"] else "off", r["mix"], str(r["concurrency"]),
-                     f"{r['rps']:,.0f}", f"{r['write_tps']:,.0f}", f"{r['p50_ms']:,.1f}", f"{r['p99_ms']:,.1f}",
-                     f"{r['errors']:,}")
     _wide()
+    view = Table("database", "cache", "load", "conns", "req/s", "durable writes/s", "p50 ms", "p99 ms",
+                 "p99.9 ms", "errors", "PG backends", "generator late p99 ms")
+    for r in doc["runs"]:
+        view.add_row(r["database"] + (" + PgBouncer" if r["pgbouncer"] else ""), "on" if r["cache"] else "off",
+                     r["load"], f"{r['connections']:,}", f"{r['rps']:,.0f}", f"{r['writes_per_s']:,.0f}",
+                     _ms(r["p50_ms"]), _ms(r["p99_ms"]), _ms(r["p999_ms"]), f"{r['errors']:,}",
+                     "-" if r["backends"] is None else str(r["backends"]), _ms(r["late_p99_ms"]))
     err.print(view)
-    sustained = Table("database", "cache", "mix", f"clients with p99 < {doc['p99_bound_ms']:.0f} ms",
-                      "req/s there", "writes/s there", "p99 ms")
-    for s in doc["sustained"]:
-        sustained.add_row(s["database"], "on" if s["cache"] else "off", s["mix"], str(s["concurrency"]),
-                          f"{s['rps']:,.0f}", f"{s['write_tps']:,.0f}", str(s["p99_ms"]))
-    err.print(sustained)
+    if doc["connection_scaling"]:
+        scaled = Table("client connections", "through", "connected", "queries", "PG backends", "refused")
+        for s in doc["connection_scaling"]:
+            scaled.add_row(f"{s['clients']:,}", s["through"], f"{s['connected']:,}", f"{s['queries']:,}",
+                           str(s["backends"]), "; ".join(f"{n}× {k}" for k, n in s["refused"].items()) or "-")
+        err.print(scaled)
+    goals = Table("target", "met", "PostgreSQL (best)", "SQLite (best)", "ratio")
+    for t in doc["targets"]:
+        goals.add_row(t["target"], "met" if t["met"] else "NOT met", t["postgresql"] or "-", t["sqlite"] or "-",
+                      f"{t['ratio']}×" if t["ratio"] else "-")
+    err.print(goals)
+
+
+@bench_app.command("explain")
+def explain(
+    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    target: TargetOption = None,
+    prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of every hot path; --target explains an existing database as it is."""
+    from truelabel_db.bench.explain import explain_hot_paths
+    from truelabel_db.bench.queries_bench import prepare
+
+    url = target or prepare(scale, prepare_on, work_dir, name="explain", indexed=False)[2]
+    plans = explain_hot_paths(url, progress=lambda step: err.print(f"[dim]… {step}[/]"))
+    if json_out:
+        emit_json(plans)
+    for name, plan in plans.items():
+        err.print(f"[bold]{name}[/]")
+        err.print(plan, markup=False, highlight=False, soft_wrap=True)
+        err.print()
+
+
+@bench_app.command("pools")
+def pools(
+    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    target: TargetOption = None,
+    prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
+    calls: Annotated[int, typer.Option(help="Calls per case.")] = 3000,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """psycopg's blocking pool in threads against its async pool: hot-path calls per second."""
+    from truelabel_db.bench.pool_compare import compare_pools
+    from truelabel_db.bench.queries_bench import prepare
+
+    url = target or prepare(scale, prepare_on, work_dir, name="explain", indexed=False)[2]
+    rows = compare_pools(url, calls=calls)
+    if json_out:
+        emit_json(rows)
+    _wide()
+    view = Table("case", "blocking pool, threads", "async pool, asyncio", "async pool, uvloop")
+    for r in rows:
+        view.add_row(r["case"], f"{r['threads']:,}/s", f"{r['async (asyncio)']:,}/s", f"{r['async (uvloop)']:,}/s")
+    err.print(view)
+
+
+@bench_app.command("generators")
+def generators(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")] =
+        "redis://127.0.0.1:6379/12",
+    users: Annotated[int, typer.Option(help="People browsing at once.")] = 5000,
+    think: Annotated[float, typer.Option(help="Their mean think time, seconds.")] = 5.0,
+    ramp: Annotated[float, typer.Option(help="Seconds over which they arrive.")] = 15.0,
+    seconds: Annotated[float, typer.Option(help="Measured seconds after the ramp.")] = 30.0,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """Locust's FastHttpUser against our aiohttp generator: CPU per request and what each measures."""
+    from truelabel_db.bench.generator_compare import run_generator_bench
+
+    doc = run_generator_bench(scale, redis_url, work_dir, users=users, think=think, ramp=ramp, seconds=seconds)
+    if json_out:
+        emit_json(doc)
+    _wide()
+    view = Table("generator", "req/s", f"offered {doc['offered_rps']:,.0f}/s", "errors", "p50 ms", "p99 ms",
+                 "p99.9 ms", "sent late p99 ms", "CPU s", "CPU ms / request")
+    for r in doc["runs"]:
+        view.add_row(r["generator"], f"{r['rps']:,.1f}", f"{r['rps'] / doc['offered_rps']:.0%}", str(r["errors"]),
+                     _ms(r["p50_ms"]), _ms(r["p99_ms"]), _ms(r["p999_ms"]), _ms(r["late_p99_ms"]),
+                     f"{r['cpu_s']:.1f}", f"{r['cpu_ms_per_request']:.3f}")
+    err.print(view)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 @bench_app.command("maintenance")
 def maintenance_bench(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,

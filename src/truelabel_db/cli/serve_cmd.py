@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,6 +46,17 @@ def serve(
     follow: Annotated[bool, typer.Option("--follow-primary/--no-follow-primary")] = True,
     gate_wait: Annotated[float, typer.Option(help="Seconds a write waits at a raised gate.")] = 5.0,
     pool_size: Annotated[int, typer.Option(help="PostgreSQL connections per worker.")] = 20,
+    async_pool: Annotated[bool, typer.Option("--async-pool/--thread-pool", help=(
+        "Hot paths on psycopg's async pool, or on its blocking pool in threads (faster here)."))] = False,
+    pgbouncer: Annotated[bool, typer.Option("--pgbouncer/--no-pgbouncer", help=(
+        "Start PgBouncer (transaction mode) and connect the workers through it."))] = False,
+    pgbouncer_pool_size: Annotated[int, typer.Option(help="PostgreSQL backends PgBouncer opens at most.")] = 20,
+    pgbouncer_dir: Annotated[Path | None, typer.Option(help="PgBouncer's folder (config, socket, log); "
+                                                             "a private temporary one by default.")] = None,
+    group_commit_ms: Annotated[float, typer.Option(help="Milliseconds a batch of scans gathers "
+                                                        "before it is committed.")] = 2.0,
+    batch_max_rows: Annotated[int, typer.Option(help="Scans one POST /scans/batch may carry.")] = 1000,
+    keep_alive: Annotated[float, typer.Option(help="Seconds an idle keep-alive connection is kept.")] = 75.0,
     refresh_every: Annotated[float, typer.Option(help="Seconds between dashboard view refreshes.")] = 600.0,
     warm_every: Annotated[float, typer.Option(help="Seconds between cache warmings.")] = 3600.0,
     warm_brands: Annotated[int, typer.Option(help="Brand dashboards each warming loads.")] = 50,
@@ -61,21 +73,18 @@ def serve(
     from truelabel_db.extras import require
 
     require("serve", "`serve`")
-    import uvicorn
+    from truelabel_db.service.config import ServiceConfig
+    from truelabel_db.service.pgbouncer import PoolerSettings
+    from truelabel_db.service.server import serve as run_service
 
-    from truelabel_db.hotpaths import open_hot_paths
-    from truelabel_db.service.config import CONFIG_ENV, ServiceConfig
-
-    chosen = resolve_database(database)
-    open_hot_paths(chosen, mode=legacy_mode, pool_size=1).close()  # fail now, in one line
-    config = ServiceConfig(database=chosen, redis_url=resolve_redis(redis_url), cache=cache,
+    config = ServiceConfig(database=resolve_database(database), redis_url=resolve_redis(redis_url), cache=cache,
                            primary_file=primary_file, follow_primary=follow,
                            postgres_url=os.environ.get("TRUELABEL_TARGET_URL"), gate_wait=gate_wait,
-                           pool_size=pool_size, refresh_interval=refresh_every, warm_interval=warm_every,
-                           warm_brands=warm_brands,
-                           legacy_mode=legacy_mode, replicas=tuple(replica or ()),
-                           replica_max_lag=replica_max_lag)
-    os.environ[CONFIG_ENV] = config.to_env()
-    err.print(f"serving on http://{host}:{port} ({workers} worker(s), cache {'on' if cache else 'off'})")
-    uvicorn.run("truelabel_db.service.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", access_log=False)
+                           pool_size=pool_size, async_pool=async_pool, group_commit_window=group_commit_ms / 1000,
+                           batch_max_rows=batch_max_rows, refresh_interval=refresh_every,
+                           warm_interval=warm_every, warm_brands=warm_brands, legacy_mode=legacy_mode,
+                           replicas=tuple(replica or ()), replica_max_lag=replica_max_lag)
+    pooler = PoolerSettings(pool_size=pgbouncer_pool_size) if pgbouncer else None
+    run_service(config, host=host, port=port, workers=workers, pooler=pooler, pooler_dir=pgbouncer_dir,
+                keep_alive=keep_alive,
+                announce=err.print)

@@ -8,6 +8,7 @@ answers for the same data and a benchmark compares like with like.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -36,9 +37,18 @@ class Scan:
     ip_address: str | None = None
     user_agent: str | None = None
     at: datetime | None = None   # now, unless a caller replays a known moment
+    id: str | None = None        # a client's own id (batch ingestion): a retried row is not stored twice
 
     def moment(self) -> datetime:
         return self.at or datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What a batch ingestion stored: rows inserted, and the brands whose products were scanned."""
+
+    inserted: int
+    brands: tuple[str, ...] = ()
 
 
 class HotPaths(Protocol):
@@ -60,6 +70,15 @@ class HotPaths(Protocol):
 
     def record_scan(self, scan: Scan) -> None:
         """The write alone, for a caller that looked the product up in its cache."""
+        ...
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
+        """A group commit: every scan recorded in one transaction, and each one's product
+        (None for an unknown code), in the order given. All or nothing."""
+        ...
+
+    def record_scans(self, scans: Sequence[Scan]) -> Ingested:
+        """Batch ingestion in one transaction; a row whose client id is already stored is skipped."""
         ...
 
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:

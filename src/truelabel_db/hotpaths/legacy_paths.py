@@ -15,7 +15,8 @@ import sqlite3
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ from truelabel_db.hotpaths.base import (
     SCANNED_FIELDS,
     SEARCH_FIELDS,
     VALIDATION_FIELDS,
+    Ingested,
     Scan,
     analytics_answer,
     dashboard_answer,
@@ -74,6 +76,28 @@ def _hours(seconds_total: float, count: int) -> float | None:
         return None
     mean = Decimal(repr(seconds_total / count / 3600))
     return float(mean.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+_SCAN_FIELDS = ("id", "qr_code", "ip_address", "user_agent", "accessed_at")
+_INSERT_SCAN = (f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', _SCAN_FIELDS)}) "
+                "VALUES (?, ?, ?, ?, ?)")
+
+
+def _scan_row(scan: Scan) -> tuple[Any, ...]:
+    return (scan.id or str(uuid.uuid4()), scan.qr_code, scan.ip_address, scan.user_agent,
+            to_epoch_ms(scan.moment()))
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock up front, so the busy timeout applies), COMMIT or ROLLBACK."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class LegacyHotPaths:
@@ -154,11 +178,28 @@ class LegacyHotPaths:
         return legacy_record("products", SCANNED_FIELDS, rows[0]) if rows else None
 
     def record_scan(self, scan: Scan) -> None:
-        fields = ("id", "qr_code", "ip_address", "user_agent", "accessed_at")
-        self._conn().execute(f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', fields)}) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             (str(uuid.uuid4()), scan.qr_code, scan.ip_address, scan.user_agent,
-                              to_epoch_ms(scan.moment())))
+        self._conn().execute(_INSERT_SCAN, _scan_row(scan))
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
+        """One write transaction for the group: one journal sync instead of one per scan."""
+        conn = self._conn()
+        with _write_transaction(conn):
+            conn.executemany(_INSERT_SCAN, [_scan_row(s) for s in scans])
+        codes = sorted({s.qr_code for s in scans})
+        by_code = {p["qr_code"]: p for p in self._where("products", SCANNED_FIELDS, "qr_code", codes)}
+        return [by_code.get(s.qr_code) for s in scans]
+
+    def record_scans(self, scans: Sequence[Scan]) -> Ingested:
+        """A row whose id is already stored is skipped (only that conflict: nothing else is ignored)."""
+        conn = self._conn()
+        with _write_transaction(conn):
+            before = conn.total_changes
+            conn.executemany(_INSERT_SCAN + f" ON CONFLICT ({_col('qr_code_access', 'id')}) DO NOTHING",
+                             [_scan_row(s) for s in scans])
+            inserted = conn.total_changes - before
+        codes = sorted({s.qr_code for s in scans})
+        owners = self._where("products", ("user_id",), "qr_code", codes)
+        return Ingested(inserted, tuple(sorted({o["user_id"] for o in owners})))
 
     # -- QR scan analytics -----------------------------------------------------------------
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:

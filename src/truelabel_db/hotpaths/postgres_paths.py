@@ -1,80 +1,50 @@
-"""The hot paths on the optimized PostgreSQL schema.
+"""The hot paths on the optimized PostgreSQL schema, over a blocking connection pool.
 
-Each answer is one round trip where it can be: the product list pipelines its three queries
-(the relations select by a subquery on the same page, so they need not wait for the first
-result); the scan reads the product and records the access in one statement. Indexes that
-serve each path: ``idx_products_created_at``, ``idx_validations_product``,
-``idx_qr_access_code`` on every monthly partition, ``idx_queue_by_priority`` (partial),
-``idx_products_search`` (GIN) and the trigram indexes, and the ``brand_dashboard_stats`` view.
+This is the implementation for jobs, scripts, the cache's loaders and the benchmarks; the
+service's request path uses ``AsyncPostgresHotPaths``, which sends the same statements
+(``postgres_sql``). Each answer is one round trip where it can be: the product list is one
+server-built JSON document; a scan reads the product and records the access in one statement;
+the analytics pipeline their two queries. Indexes that serve each path:
+``idx_products_created_at``, ``idx_validations_product``, ``idx_qr_access_code`` on every
+monthly partition, ``idx_queue_by_priority`` (partial), ``idx_products_search`` (GIN) and the
+trigram indexes, and the ``brand_dashboard_stats`` view.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from truelabel_db.errors import TargetError
-from truelabel_db.hotpaths.base import (
-    BRAND_FIELDS,
-    DASHBOARD_FIGURES,
-    OPEN_QUEUE_STATUSES,
-    PRODUCT_FIELDS,
-    QUEUE_FIELDS,
-    SCANNED_FIELDS,
-    SEARCH_FIELDS,
-    VALIDATION_FIELDS,
-    Scan,
-    analytics_answer,
-    dashboard_answer,
-    window,
-)
-from truelabel_db.hotpaths.shape import Record, json_ready, target_record
+from truelabel_db.hotpaths import postgres_sql as q
+from truelabel_db.hotpaths.base import Ingested, Scan, analytics_answer, window
+from truelabel_db.hotpaths.shape import Record
 from truelabel_db.postgres import describe, redact
-from truelabel_db.schema.mapping import BY_TARGET
-from truelabel_db.schema.transforms import Timestamp
 
 PoolOrUrl = ConnectionPool | str
+NOT_REFRESHED = ("brand_dashboard_stats has never been refreshed: "
+                 "run `truelabel-db maintain run refresh-views`")
 
 
-def _cols(fields: Sequence[str], alias: str = "") -> sql.Composable:
-    if alias:
-        return sql.SQL(", ").join(sql.Identifier(alias, f) for f in fields)
-    return sql.SQL(", ").join(sql.Identifier(f) for f in fields)
+def connection_kwargs(name: str, *, prepare: bool = True) -> dict[str, Any]:
+    """Autocommit (each statement its own transaction) and, behind PgBouncer in transaction
+    mode, no server-side prepared statements: PgBouncer 1.18 cannot carry them from the server
+    connection that prepared one to the next."""
+    kwargs: dict[str, Any] = {"autocommit": True, "application_name": name}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
+    return kwargs
 
 
-def _json_value(table: str, field: str, alias: str) -> sql.Composable:
-    column = sql.Identifier(alias, field)
-    if isinstance(BY_TARGET[table].column_for_target(field).transform, Timestamp):
-        return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(column)
-    return column
-
-
-def _json_object(table: str, fields: Sequence[str], alias: str,
-                 extra: Sequence[tuple[str, sql.Composable]] = ()) -> sql.Composable:
-    pairs = [(f, _json_value(table, f, alias)) for f in fields] + list(extra)
-    return sql.SQL("json_build_object({})").format(
-        sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(k), v) for k, v in pairs))
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-def open_pool(url: str, *, max_size: int = 10, name: str = "truelabel-db") -> ConnectionPool:
+def open_pool(url: str, *, max_size: int = 10, name: str = "truelabel-db", prepare: bool = True) -> ConnectionPool:
     """A pool that is ready when returned, or a one-line error naming the server."""
     pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
-                          kwargs={"autocommit": True, "application_name": name})
+                          kwargs=connection_kwargs(name, prepare=prepare))
     try:
         pool.open(wait=True, timeout=10)
     except (PoolTimeout, psycopg.Error) as exc:
@@ -86,140 +56,98 @@ def open_pool(url: str, *, max_size: int = 10, name: str = "truelabel-db") -> Co
 class PostgresHotPaths:
     kind = "postgresql"
 
-    def __init__(self, target: PoolOrUrl, *, max_size: int = 10) -> None:
+    def __init__(self, target: PoolOrUrl, *, max_size: int = 10, prepare: bool = True) -> None:
         self._owns_pool = isinstance(target, str)
-        self.pool = open_pool(target, max_size=max_size) if isinstance(target, str) else target
-        self.fuzzy = self._has_trigram()
+        self.pool = open_pool(target, max_size=max_size, prepare=prepare) if isinstance(target, str) else target
+        self.fuzzy = bool(self._rows(q.HAS_TRIGRAM))
 
     def close(self) -> None:
         if self._owns_pool:
             self.pool.close()
 
-    def _has_trigram(self) -> bool:
-        return bool(self._rows(sql.SQL("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")))
-
-    def _rows(self, query: sql.Composable, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, statement: q.Statement) -> list[tuple[Any, ...]]:
         with self.pool.connection() as conn:
-            return conn.execute(query, params).fetchall()
+            return conn.execute(statement.query, statement.params).fetchall()
+
+    def _document(self, statement: q.Statement) -> Any:
+        with self.pool.connection() as conn:
+            (document,) = conn.execute(statement.query, statement.params).fetchone()
+        return orjson.loads(document)
+
+    def synchronous_commit(self) -> str:
+        """The server's setting for our sessions: 'off' would acknowledge commits not yet on disk."""
+        return str(self._rows(q.SYNCHRONOUS_COMMIT)[0][0])
 
     # -- the product list and detail -------------------------------------------------------
     def product_list(self, limit: int = 1000) -> list[Record]:
-        page = sql.SQL("SELECT * FROM products ORDER BY created_at DESC, id DESC LIMIT %s")
-        return self._detailed(page, (limit,))
+        return self._document(q.product_list(limit))
 
     def product(self, product_id: str) -> Record | None:
-        if not _is_uuid(product_id):
+        if not q.is_uuid(product_id):
             return None  # no such id can exist here; the legacy side answers the same
-        detailed = self._detailed(sql.SQL("SELECT * FROM products WHERE id = %s"), (product_id,))
-        return detailed[0] if detailed else None
-
-    def _detailed(self, page: sql.Composable, params: Sequence[Any]) -> list[Record]:
-        """The page with its relations, built as one JSON document by the server.
-
-        Shaping 3,000 rows value by value in Python cost more than the queries; the server
-        builds the same shape (``shape.iso_ms`` timestamps, ids as text) in one statement and
-        orjson parses it. Relations are aggregated per product and hash-joined to the page,
-        which measured a quarter faster than a correlated subquery per product.
-        """
-        query = sql.SQL(
-            "WITH page AS ({page}), "
-            "vals AS (SELECT v.product_id, json_agg({validation} ORDER BY v.created_at, v.id) AS list "
-            "FROM validations v WHERE v.product_id = ANY(ARRAY(SELECT id FROM page)) GROUP BY v.product_id), "
-            "owners AS (SELECT u.id, {brand} AS obj FROM users u WHERE u.id = ANY(ARRAY(SELECT user_id FROM page))) "
-            "SELECT coalesce(json_agg({product} ORDER BY p.created_at DESC, p.id DESC), '[]')::text "
-            "FROM page p LEFT JOIN vals ON vals.product_id = p.id LEFT JOIN owners ON owners.id = p.user_id"
-        ).format(page=page, product=_json_object("products", PRODUCT_FIELDS, "p", [
-            ("validations", sql.SQL("coalesce(vals.list, '[]')")), ("brand_user", sql.SQL("owners.obj"))]),
-            validation=_json_object("validations", [f for f in VALIDATION_FIELDS if f != "product_id"], "v"),
-            brand=_json_object("users", BRAND_FIELDS, "u"))
-        with self.pool.connection() as conn:
-            (document,) = conn.execute(query, params).fetchone()
-        return orjson.loads(document)
+        found = self._document(q.product(product_id))
+        return found[0] if found else None
 
     # -- the scan write path ---------------------------------------------------------------
     def scan(self, scan: Scan) -> Record | None:
-        rows = self._rows(sql.SQL(
-            "WITH recorded AS (INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
-            "VALUES (%s, %s, %s, %s)) SELECT {} FROM products WHERE qr_code = %s").format(_cols(SCANNED_FIELDS)),
-            (scan.qr_code, scan.ip_address, scan.user_agent, scan.moment(), scan.qr_code))
-        return target_record("products", SCANNED_FIELDS, rows[0]) if rows else None
+        rows = self._rows(q.scan(scan))
+        return q.scanned(rows[0]) if rows else None
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
+        return q.scanned_by_position(len(scans), self._rows(q.scan_many(scans)))
+
+    def record_scans(self, scans: Sequence[Scan]) -> Ingested:
+        ((inserted, brands),) = self._rows(q.record_scans(scans))
+        return Ingested(inserted, tuple(brands))
 
     def product_by_qr(self, qr_code: str) -> Record | None:
-        rows = self._rows(sql.SQL("SELECT {} FROM products WHERE qr_code = %s").format(_cols(SCANNED_FIELDS)),
-                          (qr_code,))
-        return target_record("products", SCANNED_FIELDS, rows[0]) if rows else None
+        rows = self._rows(q.product_by_qr(qr_code))
+        return q.scanned(rows[0]) if rows else None
 
     def record_scan(self, scan: Scan) -> None:
-        self._rows(sql.SQL("INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
-                           "VALUES (%s, %s, %s, %s) RETURNING 1"),
-                   (scan.qr_code, scan.ip_address, scan.user_agent, scan.moment()))
+        statement = q.record_scan(scan)
+        with self.pool.connection() as conn:
+            conn.execute(statement.query, statement.params)
 
     # -- QR scan analytics -----------------------------------------------------------------
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:
         start, end = window(days, now)
-        scans = sql.SQL("FROM qr_code_access q JOIN products p ON p.qr_code = q.qr_code "
-                        "WHERE p.user_id = %(brand)s AND q.accessed_at >= %(start)s AND q.accessed_at < %(end)s")
+        if not q.is_uuid(brand_id):
+            return analytics_answer(brand_id, start, end, {}, [])  # no such brand: no scans, as on SQLite
         params = {"brand": brand_id, "start": start, "end": end}
+        per_day, top = q.analytics_days(params), q.analytics_top(params)
         with self.pool.connection() as conn, conn.pipeline():
-            days_cur = conn.execute(sql.SQL(
-                "SELECT to_char(q.accessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) {} GROUP BY 1")
-                .format(scans), params)
-            top_cur = conn.execute(sql.SQL(
-                "SELECT p.id, p.name, count(*) AS n {} GROUP BY p.id, p.name ORDER BY n DESC, p.id LIMIT 10")
-                .format(scans), params)
-            per_day, top = dict(days_cur.fetchall()), top_cur.fetchall()
-        return analytics_answer(brand_id, start, end, per_day,
-                                [{"product_id": str(r[0]), "name": r[1], "scans": r[2]} for r in top])
+            days_cur = conn.execute(per_day.query, per_day.params)
+            top_cur = conn.execute(top.query, top.params)
+            per_day_rows, top_rows = dict(days_cur.fetchall()), top_cur.fetchall()
+        return analytics_answer(brand_id, start, end, per_day_rows, q.top_products(top_rows))
 
     # -- a brand's dashboard ---------------------------------------------------------------
     def brand_dashboard(self, brand_id: str) -> Record | None:
-        try:
-            rows = self._rows(sql.SQL("SELECT {} FROM brand_dashboard_stats WHERE user_id = %s")
-                              .format(_cols(DASHBOARD_FIGURES)), (brand_id,))
-        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            raise TargetError("brand_dashboard_stats has never been refreshed: "
-                              "run `truelabel-db maintain run refresh-views`") from exc
-        if not rows:
+        if not q.is_uuid(brand_id):
             return None
-        return dashboard_answer(brand_id, {k: json_ready(None, v) for k, v in zip(DASHBOARD_FIGURES, rows[0])})
+        try:
+            rows = self._rows(q.dashboard(brand_id))
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            raise TargetError(NOT_REFRESHED) from exc
+        return q.dashboard_record(brand_id, rows[0]) if rows else None
 
     def refresh_dashboard(self) -> None:
         """Concurrently when the view has data (readers never wait), plainly the first time."""
-        self._rows(sql.SQL("SELECT refresh_dashboard_stats()"))
+        self._rows(q.REFRESH_DASHBOARD)
 
-    # -- the validation queue --------------------------------------------------------------
+    # -- the validation queue and search ---------------------------------------------------
     def validation_queue(self, limit: int = 100) -> list[Record]:
-        rows = self._rows(sql.SQL(
-            "SELECT {}, p.name FROM validation_queue q JOIN products p ON p.id = q.product_id "
-            "WHERE q.status IN ({}) ORDER BY q.priority DESC, q.created_at, q.id LIMIT %s")
-            .format(_cols(QUEUE_FIELDS, "q"), sql.SQL(", ").join(map(sql.Literal, OPEN_QUEUE_STATUSES))),
-            (limit,))
-        return [{**target_record("validation_queue", QUEUE_FIELDS, r[:-1]), "product_name": r[-1]} for r in rows]
+        return q.queue_records(self._rows(q.validation_queue(limit)))
 
-    # -- search ----------------------------------------------------------------------------
     def search(self, text: str, limit: int = 20) -> list[Record]:
-        """Portuguese full text (stems, ranks by field weight), plus trigram fuzziness for typos.
-
-        ``q <% name`` is word similarity: a misspelt word still matches one word of a long
-        name, where whole-string similarity would drown it in the rest of the name.
-        """
         if not text.split():
             return []
-        fuzzy = sql.SQL(" OR %(q)s <%% name") if self.fuzzy else sql.SQL("")
-        similarity = sql.SQL(", word_similarity(%(q)s, name) DESC") if self.fuzzy else sql.SQL("")
-        rows = self._rows(sql.SQL(
-            "SELECT {} FROM products, websearch_to_tsquery('portuguese', %(q)s) AS query "
-            "WHERE search_vector @@ query{} ORDER BY ts_rank(search_vector, query) DESC{}, id LIMIT %(limit)s")
-            .format(_cols(SEARCH_FIELDS), fuzzy, similarity), {"q": text, "limit": limit})
-        return [target_record("products", SEARCH_FIELDS, r) for r in rows]
+        return q.search_records(self._rows(q.search(text, limit, self.fuzzy)))
 
     # -- ids for warming and load ----------------------------------------------------------
     def brands(self, limit: int = 1000) -> list[str]:
-        rows = self._rows(sql.SQL("SELECT id FROM users WHERE role = 'BRAND' ORDER BY id LIMIT %s"), (limit,))
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in self._rows(q.brands(limit))]
 
     def popular_products(self, limit: int = 100) -> list[str]:
-        rows = self._rows(sql.SQL(
-            "SELECT p.id FROM (SELECT qr_code, count(*) AS n FROM qr_code_access GROUP BY qr_code) s "
-            "JOIN products p ON p.qr_code = s.qr_code ORDER BY s.n DESC, p.id LIMIT %s"), (limit,))
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in self._rows(q.popular_products(limit))]

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from truelabel_db.hotpaths.base import Scan
+from truelabel_db.hotpaths.base import Ingested, Scan
 from truelabel_db.hotpaths.postgres_paths import PostgresHotPaths
 from truelabel_db.hotpaths.shape import Record
 from truelabel_db.postgres import describe
@@ -59,6 +59,12 @@ class RoutedHotPaths:
 
     def record_scan(self, scan: Scan) -> None:
         self.primary.record_scan(scan)
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
+        return self.primary.scan_many(scans)
+
+    def record_scans(self, scans: Sequence[Scan]) -> Ingested:
+        return self.primary.record_scans(scans)
 
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:
         return self._reader().qr_analytics(brand_id, days, now)

@@ -1,55 +1,69 @@
 """The reference service: True Label's hot paths over HTTP, on either database.
 
 ``create_app(config)`` builds a FastAPI application (OpenAPI at ``/docs`` and
-``/openapi.json``). Handlers are plain functions run in the server's thread pool; each one
-takes the current backend once, so a primary switch mid-request is invisible to it.
+``/openapi.json``). The hot-path handlers are coroutines: on PostgreSQL they await an async
+pool, so a request waiting for the database holds no thread; on SQLite the blocking paths run
+in worker threads. Each handler takes the current backend once, so a primary switch
+mid-request is invisible to it. Scans are group-committed (``group_commit``): a request is
+answered once its scan is committed, together with its neighbours'. ``POST /scans`` itself is
+answered on raw ASGI ahead of FastAPI (``scan_endpoint``): it is the hottest request.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 import psycopg
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from psycopg_pool import PoolTimeout
 
 from truelabel_db.cache.stats import hit_ratios
-from truelabel_db.hotpaths.base import Scan
+from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths.routed import RoutedHotPaths
-from truelabel_db.service.backend import Backend, GateHeld
+from truelabel_db.service.backend import Backend, GateHeld, data_error
 from truelabel_db.service.config import ServiceConfig
+from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter, Overloaded
+from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
+from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 from truelabel_db.service.jobs import Jobs
 from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 
+UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
+MAX_BATCH_BYTES = 4 << 20
 
-def _json(data: Any) -> Response:
+
+def _json(data: Any, status: int = 200) -> Response:
     """orjson straight to bytes: the 1000-product list is large, and the encoder is the cost."""
-    return Response(orjson.dumps(data), media_type="application/json")
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def _client_ip(request: Request) -> str | None:
-    host = request.client.host if request.client else None
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None  # a test client or a proxy's name: no address is better than a wrong one
+def _unavailable(exc: BaseException) -> HTTPException:
+    """A write that could not be made now: 503 and when to retry; never acknowledged."""
+    reason = str(exc) if isinstance(exc, (GateHeld, Overloaded)) else f"database unavailable: {type(exc).__name__}"
+    return HTTPException(503, reason, headers={"Retry-After": "1"})
 
 
-def create_app(config: ServiceConfig) -> FastAPI:
+def create_app(config: ServiceConfig) -> ServiceApp:
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        backend = Backend(config).follow()
-        state["backend"], state["jobs"] = backend, Jobs(backend).start()
+        backend = await Backend.start(config)
+        committer = GroupCommitter(lambda scans: backend.write(lambda current: current.aio.scan_many(scans)),
+                                   GroupCommitConfig(window=config.group_commit_window,
+                                                     max_batch=config.group_commit_max),
+                                   data_error=data_error).start()
+        state.update(backend=backend, committer=committer, jobs=Jobs(backend).start())
         yield
+        await committer.close()
         state["jobs"].stop()
-        backend.close()
+        await backend.close()
 
     app = FastAPI(title="True Label reference service", version="1", lifespan=lifespan,
                   description="True Label's hot paths on the legacy SQLite or the optimized PostgreSQL, "
@@ -58,16 +72,25 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def backend() -> Backend:
         return state["backend"]
 
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, exc: Overloaded) -> Response:
+        """Shed load at once (503, retry shortly) rather than queue what a client will give up on."""
+        return Response(orjson.dumps({"detail": str(exc)}), status_code=503, media_type="application/json",
+                        headers={"Retry-After": "1"})
+
     @app.get("/health", summary="Which database is serving, and whether it answers")
     def health() -> dict[str, Any]:
         current = backend().current
         try:
             current.paths.brands(1)
-        except (psycopg.Error, OSError, Exception) as exc:
+        except Exception as exc:
             raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
         stats = current.cache.stats.snapshot() if current.cache else {}
         return {"status": "ok", "database": current.paths.kind, "primary_epoch": current.epoch,
                 "switches": backend().switches, "gate_waits": backend().gate_waits,
+                "durable_commits": current.synchronous_commit != "off",
+                "synchronous_commit": current.synchronous_commit,
+                "group_commit": state["committer"].stats.to_dict(),
                 "cache": {"enabled": current.cache is not None, "hit_ratio": hit_ratios(stats)},
                 "jobs": {"runs": state["jobs"].runs, "failures": state["jobs"].failures,
                          "warmed_at": state["jobs"].warmed_at()},
@@ -77,54 +100,88 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 "pid": os.getpid()}
 
     @app.get("/products", summary="The newest products with their validations and brand")
-    def products(limit: int = Query(1000, ge=1, le=5000)) -> Any:
-        return _json(backend().current.served.product_list(limit))
+    async def products(limit: int = Query(1000, ge=1, le=5000)) -> Any:
+        return _json(await backend().current.aio.product_list(limit))
 
     @app.get("/products/{product_id}", summary="One product with its validations and brand")
-    def product(product_id: str) -> Any:
-        found = backend().current.served.product(product_id)
+    async def product(product_id: str) -> Any:
+        found = await backend().current.aio.product(product_id)
         if found is None:
             raise HTTPException(404, "no such product")
         return _json(found)
 
-    @app.post("/scans", summary="A consumer scanned a QR code: find the product, record the scan")
-    def scan(request: Request, qr_code: str = Body(..., embed=True, max_length=200),
-             user_agent: str | None = Body(None, embed=True, max_length=500)) -> Any:
-        recorded = Scan(qr_code, _client_ip(request), user_agent or request.headers.get("user-agent"))
+    def scan_refusal(exc: BaseException) -> ScanRefused | None:
+        """A scan not recorded: 503 when it may work later, 422 when the database refused its data."""
+        if isinstance(exc, UNAVAILABLE):
+            return ScanRefused(503, _unavailable(exc).detail, {"Retry-After": "1"})
+        if data_error(exc):
+            return ScanRefused(422, "refused by the database: " + (str(exc).strip().splitlines() or ["?"])[0])
+        return None
+
+    async def answer(body: bytes, agent: str | None, host: str | None) -> Answer:
+        return await answer_scan(state["committer"].submit, body, agent, host, scan_refusal)
+
+    @app.post("/scans", summary="A consumer scanned a QR code: record the scan, answer with the product",
+              description="Answered once the scan is committed (group commit). Body: "
+                          '{"qr_code": "TL-...", "user_agent": optional}.',
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["qr_code"],
+                  "properties": {"qr_code": {"type": "string", "minLength": 1, "maxLength": 200},
+                                 "user_agent": {"type": "string", "maxLength": 500}}}}}}})
+    async def scan(request: Request) -> Any:
+        status, payload, headers = await answer(await request.body(), request.headers.get("user-agent"),
+                                                request.client.host if request.client else None)
+        return Response(payload, status_code=status, headers=headers, media_type="application/json")
+
+    @app.post("/scans/batch", summary="Many scans at once (edge collectors, offline apps); each row judged alone",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["scans"],
+                  "properties": {"scans": {"type": "array", "maxItems": config.batch_max_rows,
+                                           "items": ScanRow.model_json_schema()}}}}}}})
+    async def scan_batch(request: Request) -> Any:
+        body = await request.body()
         try:
-            found = backend().write(lambda current: current.served.scan(recorded))
-        except GateHeld as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
-        return _json({"recorded": True, "product": found})
+            if len(body) > MAX_BATCH_BYTES:
+                raise BatchRefused(413, f"the body is {len(body):,} bytes; at most {MAX_BATCH_BYTES:,}")
+            batch = parse_batch(body, datetime.now(timezone.utc), Limits(max_rows=config.batch_max_rows))
+        except BatchRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+        try:
+            report = await ingest(batch, lambda scans: backend().write(lambda c: c.aio.record_scans(scans)),
+                                  data_error)
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        return _json(report.to_dict(), 200 if report.accepted or not report.rejected else 422)
 
     @app.get("/brands/{brand_id}/analytics", summary="Scans per day and top products of a brand")
-    def analytics(brand_id: str, days: int = Query(30, ge=1, le=366)) -> Any:
-        return _json(backend().current.served.qr_analytics(brand_id, days))
+    async def analytics(brand_id: str, days: int = Query(30, ge=1, le=366)) -> Any:
+        return _json(await backend().current.aio.qr_analytics(brand_id, days))
 
     @app.get("/brands/{brand_id}/dashboard", summary="A brand's dashboard figures")
-    def dashboard(brand_id: str) -> Any:
-        found = backend().current.served.brand_dashboard(brand_id)
+    async def dashboard(brand_id: str) -> Any:
+        found = await backend().current.aio.brand_dashboard(brand_id)
         if found is None:
             raise HTTPException(404, "no such brand")
         return _json(found)
 
     @app.get("/validations/queue", summary="Open validation requests, most urgent first")
-    def queue(limit: int = Query(100, ge=1, le=1000)) -> Any:
-        return _json(backend().current.served.validation_queue(limit))
+    async def queue(limit: int = Query(100, ge=1, le=1000)) -> Any:
+        return _json(await backend().current.aio.validation_queue(limit))
 
     @app.get("/search", summary="Product search in Portuguese, forgiving typos on PostgreSQL")
-    def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)) -> Any:
-        return _json(backend().current.served.search(q, limit))
+    async def search(q: str = Query(..., min_length=1, max_length=200),
+                     limit: int = Query(20, ge=1, le=200)) -> Any:
+        return _json(await backend().current.aio.search(q, limit))
 
-    own_metrics = registry(backend)
+    own_metrics = registry(backend, lambda: state["committer"].stats)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> Response:
         return Response(exposition(own_metrics), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return ServiceApp(app, answer)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ServiceApp:
     """The factory uvicorn's workers call: the configuration comes from the environment."""
     return create_app(ServiceConfig.from_env())

@@ -1,30 +1,42 @@
 """Which database the service talks to, and switching it without a restart.
 
-The cutover publishes the primary (Redis, and a file); a thread here watches it and, when its
+The cutover publishes the primary (Redis, and a file); a task here watches it and, when its
 epoch moves, opens the new database and swaps it in. Requests take the current backend once
 and use it to the end, so a switch never changes database under a request; the old backend is
 closed after a grace period. Writes pass the gate: while it is up they wait (up to
 ``gate_wait``), then go to whichever database is the primary by then. A write the SQLite
 fence refuses (the switch happened between the check and the write) re-reads the primary and
 is retried once.
+
+Each backend has two faces. ``aio`` is what request handlers await; ``paths`` and ``served``
+are the blocking paths (and the cache over them) that the periodic jobs, ``/health`` and the
+cache's loaders use. By default ``aio`` runs the blocking paths in worker threads: on this
+machine psycopg's blocking pool answered the hot paths 40 % faster than its async pool
+(BENCHMARKS.md, "async or threads"), and the requests that wait long, scans waiting for their
+group commit, wait on a future, not in a thread. ``async_pool`` puts the request path on an
+async pool of its own instead (the blocking pool then only serves jobs and cache misses).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+import psycopg
 
 from truelabel_db.cache import CacheConfig, LayeredCache
 from truelabel_db.client import AppGate
 from truelabel_db.cutover.fence import MESSAGE as FENCE_MESSAGE
 from truelabel_db.cutover.gate import GateError, Primary
 from truelabel_db.hotpaths import PostgresHotPaths, is_postgres_url, open_hot_paths
+from truelabel_db.hotpaths.awaitable import AsyncHotPaths, InThreads, ReadAdmission, in_thread
 from truelabel_db.hotpaths.base import HotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
+from truelabel_db.hotpaths.cached_async import AsyncCachedHotPaths
+from truelabel_db.hotpaths.postgres_async import AsyncPostgresHotPaths
 from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.config import ServiceConfig
 
@@ -36,12 +48,20 @@ class GateHeld(Exception):
     """The cutover gate stayed up longer than a write may wait."""
 
 
+def data_error(exc: BaseException) -> bool:
+    """The database refused a row's data (not an outage): retrying that row alone is useful."""
+    return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, sqlite3.IntegrityError, sqlite3.DataError))
+
+
 @dataclass
 class Current:
-    paths: HotPaths
-    served: HotPaths | CachedHotPaths
+    paths: HotPaths                      # blocking: jobs, /health, the cache's loaders
+    served: HotPaths | CachedHotPaths    # the blocking paths through the cache (warming)
+    aio: AsyncHotPaths                   # what request handlers await
     cache: LayeredCache | None
     epoch: int
+    direct: AsyncPostgresHotPaths | None = None
+    synchronous_commit: str | None = None
 
 
 def postgres_url_for(primary: Primary, configured: str | None) -> str:
@@ -57,30 +77,58 @@ class Backend:
         self.config = config
         self.gate = (AppGate(config.redis_url, config.primary_path)
                      if config.redis_url or config.primary_file else None)
-        published = self._published() if config.follow_primary else None
-        locator = self._locator(published) if published else config.database
-        self.current = self._open(locator, published.epoch if published else 0)
         self.switches = 0
         self.gate_waits = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
+        self._switching = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self.current: Current
+
+    @classmethod
+    async def start(cls, config: ServiceConfig) -> "Backend":
+        backend = cls(config)
+        published = await in_thread(backend._published) if config.follow_primary else None
+        locator = backend._locator(published) if published else config.database
+        backend.current = await backend._open(locator, published.epoch if published else 0)
+        if backend.gate is not None and config.follow_primary:
+            backend._watcher = asyncio.create_task(backend._watch(), name="primary-watch")
+        return backend
 
     # -- opening and switching -------------------------------------------------------------
-    def _open(self, locator: str, epoch: int) -> Current:
+    async def _open(self, locator: str, epoch: int) -> Current:
+        paths, served, cache = await in_thread(self._open_blocking, locator)
+        direct = None
+        admission = ReadAdmission(self.config.max_waiting_reads)
+        base: AsyncHotPaths = InThreads(paths, admission=admission)
+        if self._async and is_postgres_url(locator):
+            direct = await AsyncPostgresHotPaths.open(locator, max_size=self.config.pool_size,
+                                                      prepare=self.config.prepare)
+            base = direct
+        aio: AsyncHotPaths = (AsyncCachedHotPaths(served, base, admission) if isinstance(served, CachedHotPaths)
+                              else base)
+        primary = paths.primary if isinstance(paths, RoutedHotPaths) else paths
+        setting = await in_thread(primary.synchronous_commit) if isinstance(primary, PostgresHotPaths) else None
+        return Current(paths, served, aio, cache, epoch, direct, setting)
+
+    @property
+    def _async(self) -> bool:
+        return self.config.async_pool and not self.config.replicas
+
+    def _open_blocking(self, locator: str) -> tuple[HotPaths, HotPaths | CachedHotPaths, LayeredCache | None]:
+        size = max(2, self.config.pool_size // 4) if self._async else self.config.pool_size
         paths: HotPaths
         if self.config.replicas and is_postgres_url(locator):
             paths = RoutedHotPaths(locator, self.config.replicas, max_lag_seconds=self.config.replica_max_lag,
                                    max_size=self.config.pool_size)
+        elif is_postgres_url(locator):
+            paths = PostgresHotPaths(locator, max_size=size, prepare=self.config.prepare)
         else:
-            paths = open_hot_paths(locator, mode=self.config.legacy_mode, pool_size=self.config.pool_size)
-        cache = None
-        served: HotPaths | CachedHotPaths = paths
-        if self.config.cache:
-            pool = paths.pool if isinstance(paths, (PostgresHotPaths, RoutedHotPaths)) else None
-            cache = LayeredCache(self.config.redis_url, pool, CacheConfig()).start()
-            served = CachedHotPaths(paths, cache)
-        return Current(paths, served, cache, epoch)
+            paths = open_hot_paths(locator, mode=self.config.legacy_mode)
+        if not self.config.cache:
+            return paths, paths, None
+        pool = paths.pool if isinstance(paths, (PostgresHotPaths, RoutedHotPaths)) else None
+        cache = LayeredCache(self.config.redis_url, pool, CacheConfig()).start()
+        return paths, CachedHotPaths(paths, cache), cache
 
     def _published(self) -> Primary | None:
         if self.gate is None:
@@ -93,52 +141,62 @@ class Backend:
                                     (self.config.database if is_postgres_url(self.config.database) else None))
         return primary.locator
 
-    def follow(self) -> "Backend":
-        if self.gate is not None and self.config.follow_primary:
-            self._watcher = threading.Thread(target=self._watch, name="primary-watch", daemon=True)
-            self._watcher.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.config.follow_interval):
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.follow_interval)
             try:
-                self.check_primary()
+                await self.check_primary()
             except Exception:  # keep serving the database we have; try again next tick
                 continue
 
-    def check_primary(self) -> bool:
+    async def check_primary(self, published: Primary | None = None) -> bool:
         """Switch if the published primary moved; True if it did."""
-        published = self._published()
+        if published is None:
+            published = await in_thread(self._published)
         if published is None or published.epoch == self.current.epoch:
             return False
-        with self._lock:
+        async with self._switching:
             if published.epoch == self.current.epoch:
                 return False
-            old, self.current = self.current, self._open(self._locator(published), published.epoch)
+            old, self.current = self.current, await self._open(self._locator(published), published.epoch)
             self.switches += 1
-        threading.Timer(GRACE_SECONDS, _close, args=(old,)).start()
+        self._close_later(old, GRACE_SECONDS)
         return True
 
-    def close(self) -> None:
-        self._stop.set()
-        _close(self.current)
+    def _close_later(self, old: Current, delay: float) -> None:
+        async def close() -> None:
+            await asyncio.sleep(delay)
+            await _close(old)
+
+        task = asyncio.create_task(close())
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for task in list(self._closers):
+            task.cancel()
+        await _close(self.current)
 
     # -- writes through the gate -----------------------------------------------------------
-    def write(self, action: Callable[[Current], T]) -> T:
+    async def write(self, action: Callable[[Current], Awaitable[T]]) -> T:
+        """Run a write on the primary once the gate lets it through (one gate check per call:
+        the group committer calls this once per batch, not once per scan)."""
         for attempt in range(2):
-            self._pass_gate()
-            self.check_primary()
+            if self.gate is not None:
+                await self.check_primary(await in_thread(self._pass_gate))
             try:
-                return action(self.current)
+                return await action(self.current)
             except sqlite3.DatabaseError as exc:
                 if FENCE_MESSAGE not in str(exc) or attempt == 1:
                     raise
-                self._wait_for_switch()
+                await self._wait_for_switch()
         raise AssertionError("unreachable")
 
-    def _pass_gate(self) -> None:
-        if self.gate is None:
-            return
+    def _pass_gate(self) -> Primary | None:
+        """Wait while the gate is up; then the published primary, read in the same thread."""
+        assert self.gate is not None
         try:
             if self.gate.is_read_only():
                 self.gate_waits += 1
@@ -148,16 +206,22 @@ class Backend:
             # Redis is unreachable: no gate to honour. Writing is still safe: once a cutover
             # has moved the primary, the SQLite fence refuses the write and we switch.
             pass
+        return self._published() if self.config.follow_primary else None
 
-    def _wait_for_switch(self) -> None:
-        deadline = time.monotonic() + self.config.gate_wait
-        while time.monotonic() < deadline and not self.check_primary():
-            time.sleep(0.01)
+    async def _wait_for_switch(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self.config.gate_wait
+        while asyncio.get_running_loop().time() < deadline and not await self.check_primary():
+            await asyncio.sleep(0.01)
 
 
-def _close(current: Current) -> None:
-    if isinstance(current.served, CachedHotPaths):
-        current.served.close()
-    if current.cache is not None:
-        current.cache.close()
-    current.paths.close()
+async def _close(current: Current) -> None:
+    def close_blocking() -> None:
+        if isinstance(current.served, CachedHotPaths):
+            current.served.close()
+        if current.cache is not None:
+            current.cache.close()
+        current.paths.close()
+
+    if current.direct is not None:
+        await current.direct.close()
+    await in_thread(close_blocking)

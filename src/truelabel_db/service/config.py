@@ -25,7 +25,13 @@ class ServiceConfig:
     replicas: tuple[str, ...] = ()
     replica_max_lag: float = 5.0
     gate_wait: float = 5.0                # how long a write is held while the gate is up
-    pool_size: int = 20
+    pool_size: int = 20                   # PostgreSQL connections per worker
+    async_pool: bool = False              # hot paths on an async pool instead of threads (slower here)
+    prepare: bool = True                  # server-side prepared statements (off behind PgBouncer)
+    group_commit_window: float = 0.002    # seconds a scan batch gathers before it is written
+    group_commit_max: int = 1000          # scans in one batch at most
+    batch_max_rows: int = 1000            # rows one POST /scans/batch may carry
+    max_waiting_reads: int = 400          # reads running or waiting per worker; past it, 503 at once
     follow_interval: float = 0.2
     refresh_interval: float = 600.0       # brand_dashboard_stats (plan: every 10 minutes)
     warm_interval: float = 3600.0         # cache warming (plan: hourly)

@@ -1,4 +1,5 @@
-"""The service's figures as Prometheus metrics: cache hits and misses per layer, primary switches.
+"""The service's figures as Prometheus metrics: cache hits and misses per layer, primary switches,
+group commits.
 
 A prometheus_client collector reading the backend of the moment at each scrape; each app has a
 registry of its own (``create_app`` makes it), so two apps in one process (tests) never share
@@ -15,13 +16,14 @@ from prometheus_client.registry import Collector
 
 from truelabel_db.cache.stats import EVENTS, LAYERS, hit_ratios
 from truelabel_db.service.backend import Backend
+from truelabel_db.service.group_commit import GroupCommitStats
 
 __all__ = ["CONTENT_TYPE_LATEST", "exposition", "registry"]
 
 
 class ServiceCollector(Collector):
-    def __init__(self, backend: Callable[[], Backend]) -> None:
-        self._backend = backend
+    def __init__(self, backend: Callable[[], Backend], commits: Callable[[], GroupCommitStats] | None = None) -> None:
+        self._backend, self._commits = backend, commits
 
     def collect(self) -> Iterator[Metric]:
         backend = self._backend()
@@ -34,6 +36,12 @@ class ServiceCollector(Collector):
                                   value=backend.switches)
         yield CounterMetricFamily("truelabel_service_gate_waits", "Writes that waited at a raised cutover gate",
                                   value=backend.gate_waits)
+        if self._commits is not None:
+            stats = self._commits()
+            yield CounterMetricFamily("truelabel_service_group_commits", "Transactions that committed scans",
+                                      value=stats.batches)
+            yield CounterMetricFamily("truelabel_service_group_committed_scans", "Scans committed in them",
+                                      value=stats.scans)
 
 
 def _cache(counts: dict[str, int]) -> Iterator[Metric]:
@@ -54,9 +62,10 @@ def _cache(counts: dict[str, int]) -> Iterator[Metric]:
     yield ratio
 
 
-def registry(backend: Callable[[], Backend]) -> CollectorRegistry:
+def registry(backend: Callable[[], Backend], commits: Callable[[], GroupCommitStats] | None = None
+             ) -> CollectorRegistry:
     own = CollectorRegistry(auto_describe=False)
-    own.register(ServiceCollector(backend))
+    own.register(ServiceCollector(backend, commits))
     return own
 
 
