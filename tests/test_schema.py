@@ -65,3 +65,17 @@ def test_the_plan_can_be_printed_without_a_database() -> None:
 def test_statements_split_on_semicolons_outside_dollar_quotes() -> None:
     text = "CREATE TABLE a (x int);\nDO $$ BEGIN\n  PERFORM 1;\nEND $$;\nSELECT 2;"
     assert split_statements(text) == ["CREATE TABLE a (x int);", "DO $$ BEGIN\n  PERFORM 1;\nEND $$;", "SELECT 2;"]
+
+
+def test_enum_labels_are_declared_once_in_the_mapping_and_the_sql_is_generated(pg: psycopg.Connection) -> None:
+    from importlib import resources
+
+    from truelabel_db.schema.mapping import ENUMS
+
+    folder = resources.files("truelabel_db.schema").joinpath("sql")
+    assert not any("AS ENUM" in f.read_text("utf-8") for f in folder.iterdir() if f.name.endswith(".sql"))
+    schema.apply_schema(pg, phases=("pre",))
+    for enum in ENUMS:
+        labels = [r[0] for r in pg.execute(psycopg.sql.SQL("SELECT unnest(enum_range(NULL::{}))::text").format(
+            psycopg.sql.Identifier(enum.pg_type)))]
+        assert labels == list(enum.values)

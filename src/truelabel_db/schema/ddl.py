@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.catalog import schema_versions
-from truelabel_db.schema.mapping import TABLES, ForeignKeyMap, TableMap
+from truelabel_db.schema.mapping import ENUMS, TABLES, ForeignKeyMap, TableMap
 
 EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin", "pg_stat_statements")
 PHASES = ("pre", "constraints", "post")
@@ -50,10 +50,29 @@ class SchemaReport:
         return {"extensions": self.extensions, "applied": self.applied, "skipped": self.skipped}
 
 
+ENUMS_VERSION = "pre_001_enums_from_mapping"
+
+
+def enum_sql() -> str:
+    """The enum types, from the mapping's own enum declarations: one list of labels, not two.
+
+    Created if missing; a label the mapping gained since is added to an existing type.
+    """
+    statements = []
+    for enum in ENUMS:
+        create = sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+            sql.Identifier(enum.pg_type), sql.SQL(", ").join(sql.Literal(v) for v in enum.values))
+        statements.append(sql.SQL("DO $$ BEGIN {}; EXCEPTION WHEN duplicate_object THEN NULL; END $$;").format(
+            create).as_string(None))
+        statements += [sql.SQL("ALTER TYPE {} ADD VALUE IF NOT EXISTS {};").format(
+            sql.Identifier(enum.pg_type), sql.Literal(v)).as_string(None) for v in enum.values]
+    return "-- generated from truelabel_db.schema.mapping.ENUMS\n" + "\n".join(statements) + "\n"
+
+
 def schema_files(phase: str | None = None) -> list[SchemaFile]:
-    """The packaged SQL files, in version order, optionally of one phase."""
+    """The packaged SQL files and the enums generated from the mapping, in version order."""
     folder = resources.files("truelabel_db.schema").joinpath("sql")
-    files = []
+    files = [SchemaFile(ENUMS_VERSION, "pre", enum_sql())]
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
@@ -64,6 +83,7 @@ def schema_files(phase: str | None = None) -> list[SchemaFile]:
             for line in text.splitlines() if line.startswith("-- requires:")
         )
         files.append(SchemaFile(entry.name.removesuffix(".sql"), file_phase, text, requires))
+    files.sort(key=lambda f: f.version)
     return [f for f in files if phase is None or f.phase == phase]
 
 

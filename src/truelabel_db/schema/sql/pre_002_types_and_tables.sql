@@ -1,17 +1,6 @@
 -- The optimized schema (plan §3.1): enums, real types, generated columns, partitions.
 -- Constraints, indexes and the dashboard view are post-data: they are built after the copy.
-DO $$ BEGIN
-    CREATE TYPE user_role AS ENUM ('ADMIN', 'BRAND', 'LABORATORY', 'VALIDATOR', 'CONSUMER');
-EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-DO $$ BEGIN
-    CREATE TYPE product_status AS ENUM ('DRAFT', 'PENDING', 'VALIDATED', 'REJECTED', 'EXPIRED');
-EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-DO $$ BEGIN
-    CREATE TYPE validation_status AS ENUM ('PENDING', 'APPROVED', 'REJECTED', 'PARTIAL');
-EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-DO $$ BEGIN
-    CREATE TYPE priority_level AS ENUM ('LOW', 'NORMAL', 'HIGH', 'URGENT');
-EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+-- The enum types come first, generated from the declared mapping (schema/ddl.py: enum_sql).
 
 CREATE TABLE IF NOT EXISTS legacy_prisma_migrations (
     id                   text NOT NULL,
