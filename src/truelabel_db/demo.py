@@ -20,7 +20,7 @@ from rich.console import Console
 from truelabel_db.copy import CopyOptions, CopyResult, run_copy
 from truelabel_db.copy.summary import render as render_copy
 from truelabel_db.hotpaths import LegacyHotPaths, PostgresHotPaths
-from truelabel_db.postgres import connect
+from truelabel_db.postgres import connect, one
 from truelabel_db.progress import RichProgress
 from truelabel_db.quarantine import list_records
 
@@ -94,9 +94,9 @@ def _migrate(legacy: Path, url: str, options: CopyOptions, console: Console) -> 
             "ON p.qr_code = q.qr_code GROUP BY p.name ORDER BY scans DESC LIMIT 3").fetchall()
         for name, scans in top:
             console.print(f"  most scanned: {name} ({scans:,} scans)")
-        hits = conn.execute(
+        hits = one(conn.execute(
             "SELECT count(*) FROM products WHERE search_vector @@ plainto_tsquery('portuguese', %s)",
-            ("proteína",)).fetchone()[0]
+            ("proteína",)))[0]
         console.print(f"  full-text search 'proteína': {hits:,} products")
         records = list_records(conn, limit=5)
     _hot_paths_once(legacy, url, console)

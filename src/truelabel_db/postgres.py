@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -77,3 +78,14 @@ def redact(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+Row = TypeVar("Row")
+
+
+def one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row a statement must return (an aggregate, an INSERT ... RETURNING): never None."""
+    row = cursor.fetchone()
+    if row is None:
+        raise TargetError("PostgreSQL returned no row where one was due")
+    return row

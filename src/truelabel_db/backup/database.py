@@ -8,7 +8,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from truelabel_db.errors import TargetNotEmptyError
-from truelabel_db.postgres import connect, describe
+from truelabel_db.postgres import connect, describe, one
 
 USER_RELATIONS = """
     SELECT n.nspname, c.relname, c.relkind
@@ -25,15 +25,15 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
     counts = {}
     for schema, name, _ in conn.execute(USER_RELATIONS, (["r", "m"],)).fetchall():
         query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-        counts[f"{schema}.{name}"] = int(conn.execute(query).fetchone()[0])
+        counts[f"{schema}.{name}"] = int(one(conn.execute(query))[0])
     return counts
 
 
 def table_bytes(conn: psycopg.Connection) -> int:
     """The tables' own size (heap and TOAST, no index): what a dump can grow to, uncompressed."""
-    row = conn.execute("SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
+    row = one(conn.execute("SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') "
-                       "AND n.nspname NOT IN ('pg_catalog', 'information_schema')").fetchone()
+                       "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"))
     return int(row[0])
 
 

@@ -45,7 +45,7 @@ from truelabel_db.backup.repository import open_sealed
 from truelabel_db.backup.space import needed_bytes, require_free_space
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import TrueLabelError
-from truelabel_db.postgres import connect, describe
+from truelabel_db.postgres import connect, describe, one
 from truelabel_db.private import private_folder
 
 
@@ -103,7 +103,7 @@ def _backup(url: str, storage: Storage, key: bytes, options: BackupOptions) -> M
     try:
         with connect(url) as conn:
             conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
-            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            snapshot = one(conn.execute("SELECT pg_export_snapshot()"))[0]
             manifest.row_counts = row_counts(conn)
             manifest.server_version = str(conn.info.parameter_status("server_version"))
             needed = needed_bytes(table_bytes(conn))

@@ -26,7 +26,7 @@ import psycopg
 from truelabel_db.backup.pgtools import binary, tool_target
 from truelabel_db.bench.copy_bench import clean_legacy, fresh_database
 from truelabel_db.bench.measure import run_measured
-from truelabel_db.postgres import connect
+from truelabel_db.postgres import connect, one
 
 
 @dataclass
@@ -150,10 +150,10 @@ def bench_pitr_and_drill(repo: Path, backup_id: str, work_dir: Path, jobs: int,
         with psycopg.connect(app, autocommit=True) as conn:
             conn.execute("CREATE TABLE pitr_marks (n int PRIMARY KEY)")
             conn.execute("INSERT INTO pitr_marks SELECT generate_series(1, 1000)")
-            noted = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+            noted = one(conn.execute("SELECT clock_timestamp()"))[0]
             conn.execute("INSERT INTO pitr_marks SELECT generate_series(1001, 2000)")
-            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-            while (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "") < segment:
+            segment = one(conn.execute("SELECT pg_walfile_name(pg_switch_wal())"))[0]
+            while (one(conn.execute("SELECT last_archived_wal FROM pg_stat_archiver"))[0] or "") < segment:
                 time.sleep(0.2)
         started = time.perf_counter()
         restore_to_time(pitr, noted, base / "restored" / "data")
@@ -162,7 +162,7 @@ def bench_pitr_and_drill(repo: Path, backup_id: str, work_dir: Path, jobs: int,
         wait_until_promoted(restored.url)
         pitr_seconds = time.perf_counter() - started
         with psycopg.connect(restored.url_for("truelabel")) as conn:
-            found = conn.execute("SELECT count(*) FROM pitr_marks").fetchone()[0]
+            found = one(conn.execute("SELECT count(*) FROM pitr_marks"))[0]
         restored.stop()
         restored = None
         pitr_doc = {"load_from_our_backup_seconds": round(load_seconds, 2),
@@ -188,7 +188,7 @@ def run_backup_bench(scale: float, admin_url: str, work_dir: Path, jobs: int = 2
         from truelabel_db.backup.database import row_counts
 
         rows = sum(row_counts(conn).values())
-        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        size = one(conn.execute("SELECT pg_database_size(current_database())"))[0]
     result = BackupBenchResult(scale, rows, round(size / 1e6, 1))
     key = secrets.token_bytes(32)
     env = {**os.environ, "TRUELABEL_BACKUP_KEY": base64.b64encode(key).decode()}

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from truelabel_db.postgres import one
 from truelabel_db.service.pgbouncer import PgBouncer, PoolerSettings
 
 MAX_CLIENTS = 5000
@@ -44,9 +45,9 @@ def measure_clients(through: str, client_url: str, monitor_url: str, dbname: str
     def monitor() -> None:
         with psycopg.connect(monitor_url, autocommit=True) as conn:
             while not stop.wait(0.2):
-                (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                (count,) = one(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
                                         "backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                                        (dbname,)).fetchone()
+                                        (dbname,)))
                 peak[0] = max(peak[0], count)
 
     watcher = threading.Thread(target=monitor, daemon=True)

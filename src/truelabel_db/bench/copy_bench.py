@@ -29,7 +29,7 @@ from psycopg import sql
 
 from truelabel_db.backup.pgtools import binary, tool_target
 from truelabel_db.bench.measure import run_measured
-from truelabel_db.postgres import connect
+from truelabel_db.postgres import connect, one
 
 LARGEST_TABLE = ("qr_code_accesses", "qr_code_access")
 OURS_DB = "truelabel_bench_ours"
@@ -184,15 +184,15 @@ def _last_error(output: str) -> str:
 
 
 def _count(conn: psycopg.Connection, schema: str, table: str) -> int:
-    return int(conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-        sql.Identifier(schema), sql.Identifier(table))).fetchone()[0])
+    return int(one(conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table))))[0])
 
 
 def bench_server_copy(admin_url: str) -> Contender:
     """Part of the floor: the server's COPY FROM a file of the largest table, no index."""
     source_url = psycopg.conninfo.make_conninfo(admin_url, dbname=OURS_DB)
     with connect(source_url, autocommit=True) as conn:
-        data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+        data_dir = one(conn.execute("SHOW data_directory"))[0]
         dump = f"{data_dir}/truelabel_bench_floor.copy"
         columns = sql.SQL("id, qr_code, ip_address, user_agent, location, accessed_at")
         conn.execute(sql.SQL("COPY (SELECT {} FROM {}) TO {}").format(

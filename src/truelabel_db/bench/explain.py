@@ -18,16 +18,17 @@ from psycopg import sql
 
 from truelabel_db.hotpaths import postgres_sql as q
 from truelabel_db.hotpaths.base import Scan, window
+from truelabel_db.postgres import one
 
 
 def _questions(conn: psycopg.Connection) -> dict[str, Any]:
-    brand = conn.execute("SELECT user_id FROM products GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1"
-                         ).fetchone()[0]
-    product, code = conn.execute(
+    brand = one(conn.execute("SELECT user_id FROM products GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1"
+                         ))[0]
+    product, code = one(conn.execute(
         "SELECT p.id, p.qr_code FROM (SELECT qr_code, count(*) AS n FROM qr_code_access GROUP BY qr_code) s "
-        "JOIN products p ON p.qr_code = s.qr_code ORDER BY s.n DESC, p.id LIMIT 1").fetchone()
-    word = conn.execute("SELECT split_part(name, ' ', 1) FROM products GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
-                        ).fetchone()[0]
+        "JOIN products p ON p.qr_code = s.qr_code ORDER BY s.n DESC, p.id LIMIT 1"))
+    word = one(conn.execute("SELECT split_part(name, ' ', 1) FROM products GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+                        ))[0]
     codes = [r[0] for r in conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL LIMIT 50")]
     return {"brand": str(brand), "product": str(product), "code": code, "word": word, "codes": codes}
 

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from truelabel_db.bench.load_model import Targets   # requires the bench extra, naming it
+from truelabel_db.bench.load_model import Targets  # requires the bench extra, naming it
 from truelabel_db.errors import ConfigError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")

@@ -49,6 +49,7 @@ from truelabel_db.bench.load_model import Arrivals, Measured, Targets, Users, ru
 from truelabel_db.copy import CopyOptions, run_copy  # noqa: E402
 from truelabel_db.embedded import EmbeddedCluster, free_port  # noqa: E402
 from truelabel_db.hotpaths import LegacyHotPaths  # noqa: E402
+from truelabel_db.postgres import one
 
 P99_BOUND_MS = 200.0
 CLUSTER_SETTINGS = {"shared_buffers": "512MB", "max_connections": "100", "max_wal_size": "2GB",
@@ -199,9 +200,9 @@ class BackendSampler:
         assert self.url is not None
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop.wait(0.25):
-                (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                (count,) = one(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
                                         "backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                                        (self.dbname,)).fetchone()
+                                        (self.dbname,)))
                 self.peak = max(self.peak or 0, count)
 
 

@@ -38,6 +38,7 @@ from truelabel_db.maintain.partitions import PartitionMaintenance
 from truelabel_db.maintain.runner import run_job
 from truelabel_db.monitor.bloat import bloat_of
 from truelabel_db.monitor.replication import replica_lag_seconds
+from truelabel_db.postgres import one
 from truelabel_db.replicas.add import add_replica
 
 PHASES = (None, "vacuum-analyze", "reindex", None, "partitions", "refresh-views", None)  # None: no job
@@ -100,7 +101,7 @@ def add_old_partitions(url: str, months: int = 12, rows_per_month: int = 20_000)
     Returns the retention (months) that keeps every generated row and drops only these.
     """
     with psycopg.connect(url, autocommit=True) as conn:
-        oldest = conn.execute("SELECT min(accessed_at) FROM qr_code_access").fetchone()[0]
+        oldest = one(conn.execute("SELECT min(accessed_at) FROM qr_code_access"))[0]
         conn.execute("SELECT truelabel_meta.ensure_month_partitions('qr_code_access', "
                      "'2000-01-01', '2000-01-01'::timestamptz + %s * interval '1 month' - interval '1 day')",
                      (months,))
@@ -144,10 +145,10 @@ def replica_lag_under_load(url: str, base: Path, rate: float, seconds: float) ->
         with psycopg.connect(url, autocommit=True) as primary, \
                 psycopg.connect(replica.url, autocommit=True) as standby:
             while not stop.is_set():
-                lsn = str(primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+                lsn = str(one(primary.execute("SELECT pg_current_wal_lsn()"))[0])
                 lag = replica_lag_seconds(standby, lsn)
-                behind = primary.execute("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), "
-                                         "replay_lsn)), 0) FROM pg_stat_replication").fetchone()[0]
+                behind = one(primary.execute("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                                         "replay_lsn)), 0) FROM pg_stat_replication"))[0]
                 samples.append((lag or 0.0) * 1000)
                 bytes_behind.append(int(behind))
                 time.sleep(0.1)

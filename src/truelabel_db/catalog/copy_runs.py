@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from truelabel_db.postgres import one
+
 
 @dataclass(frozen=True)
 class CopyRun:
@@ -62,10 +64,10 @@ def create_run(conn: psycopg.Connection, source_path: str, fingerprint: str,
     with conn.transaction():
         conn.execute("UPDATE truelabel_meta.copy_runs SET status = 'abandoned', "
                      "finished_at = now() WHERE status = 'running'")
-        run_id = conn.execute(
+        run_id = one(conn.execute(
             "INSERT INTO truelabel_meta.copy_runs (source_path, source_fingerprint, "
             "snapshot_path, options) VALUES (%s, %s, %s, %s) RETURNING run_id",
-            (source_path, fingerprint, snapshot_path, Jsonb(options))).fetchone()[0]
+            (source_path, fingerprint, snapshot_path, Jsonb(options))))[0]
     return CopyRun(run_id, source_path, fingerprint, snapshot_path, options)
 
 
@@ -191,7 +193,7 @@ def progress(conn: psycopg.Connection, run_id: int) -> list[TableProgress]:
 
 def latest(conn: psycopg.Connection) -> tuple[CopyRun, str] | None:
     """The newest copy run and its status (running, done, abandoned)."""
-    if not conn.execute("SELECT to_regclass('truelabel_meta.copy_runs') IS NOT NULL").fetchone()[0]:
+    if not one(conn.execute("SELECT to_regclass('truelabel_meta.copy_runs') IS NOT NULL"))[0]:
         return None
     row = conn.execute("SELECT run_id, source_path, source_fingerprint, snapshot_path, options, status "
                        "FROM truelabel_meta.copy_runs ORDER BY run_id DESC LIMIT 1").fetchone()

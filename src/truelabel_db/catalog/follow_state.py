@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 
 class PositionMoved(Exception):
     """The committed position is not where this follower left it: another follower is running."""
@@ -32,7 +34,7 @@ class FollowFigures:
 
 
 def exists(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute("SELECT to_regclass('truelabel_meta.follow_state') IS NOT NULL").fetchone()[0])
+    return bool(one(conn.execute("SELECT to_regclass('truelabel_meta.follow_state') IS NOT NULL"))[0])
 
 
 def position(conn: psycopg.Connection, source_path: str) -> int | None:

@@ -9,11 +9,12 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from truelabel_db.postgres import one
 from truelabel_db.schema.ddl import schema_files
 
 
 def exists(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute("SELECT to_regclass('truelabel_meta.maintenance_runs') IS NOT NULL").fetchone()[0])
+    return bool(one(conn.execute("SELECT to_regclass('truelabel_meta.maintenance_runs') IS NOT NULL"))[0])
 
 
 def ensure_table(conn: psycopg.Connection) -> None:
@@ -29,10 +30,10 @@ def ensure_table(conn: psycopg.Connection) -> None:
 def start(conn: psycopg.Connection, job: str, status: str, detail: dict[str, Any]) -> int:
     """A new run record (finished at once unless ``status`` is running); returns its id."""
     finished = sql.SQL("now()") if status != "running" else sql.NULL
-    return int(conn.execute(sql.SQL(
+    return int(one(conn.execute(sql.SQL(
         "INSERT INTO truelabel_meta.maintenance_runs (job, status, detail, finished_at) "
         "VALUES (%s, %s, %s, {}) RETURNING run_id").format(finished),
-        (job, status, Jsonb(detail))).fetchone()[0])
+        (job, status, Jsonb(detail))))[0])
 
 
 def finish(conn: psycopg.Connection, run_id: int, status: str, detail: dict[str, Any], error: str | None) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
 
@@ -36,7 +38,7 @@ def current(conn: psycopg.Connection | psycopg.Cursor[Any], source_path: str, *,
 
 def any_postgresql(conn: psycopg.Connection) -> list[str]:
     """Legacy files whose primary is now PostgreSQL."""
-    if not conn.execute("SELECT to_regclass('truelabel_meta.primary_state') IS NOT NULL").fetchone()[0]:
+    if not one(conn.execute("SELECT to_regclass('truelabel_meta.primary_state') IS NOT NULL"))[0]:
         return []
     return [r[0] for r in conn.execute("SELECT source_path FROM truelabel_meta.primary_state "
                                        "WHERE primary_db = 'postgresql' ORDER BY source_path")]
@@ -45,9 +47,9 @@ def any_postgresql(conn: psycopg.Connection) -> list[str]:
 def switch(cur: psycopg.Cursor[Any] | psycopg.Connection, source_path: str, primary: str, reason: str) -> int:
     """Record a new primary inside the caller's transaction; returns the new epoch."""
     cur.execute("SELECT 1 FROM truelabel_meta.primary_state WHERE source_path = %s FOR UPDATE", (source_path,))
-    row = cur.execute(
+    row = one(cur.execute(
         "INSERT INTO truelabel_meta.primary_state (source_path, primary_db, reason) VALUES (%s, %s, %s) "
         "ON CONFLICT (source_path) DO UPDATE SET primary_db = EXCLUDED.primary_db, reason = EXCLUDED.reason, "
         "epoch = truelabel_meta.primary_state.epoch + 1, changed_at = now() RETURNING epoch",
-        (source_path, primary, reason)).fetchone()
+        (source_path, primary, reason)))
     return int(row[0])

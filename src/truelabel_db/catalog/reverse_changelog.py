@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 
 @dataclass
 class ReverseBatch:
@@ -38,11 +40,11 @@ def read_after(conn: psycopg.Connection, position: int, limit: int) -> ReverseBa
 
 def end(conn: psycopg.Connection) -> int:
     """The last entry's sequence number (0 when empty)."""
-    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM truelabel_meta.reverse_changelog").fetchone()[0])
+    return int(one(conn.execute("SELECT coalesce(max(seq), 0) FROM truelabel_meta.reverse_changelog"))[0])
 
 
 def pending(conn: psycopg.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM truelabel_meta.reverse_changelog").fetchone()[0])
+    return int(one(conn.execute("SELECT count(*) FROM truelabel_meta.reverse_changelog"))[0])
 
 
 def trim(conn: psycopg.Connection, upto: int) -> None:

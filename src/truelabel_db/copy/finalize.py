@@ -21,6 +21,7 @@ from psycopg import sql
 from truelabel_db.catalog import schema_versions
 from truelabel_db.catalog.quarantine import insert_records
 from truelabel_db.legacy.source import reading
+from truelabel_db.postgres import one
 from truelabel_db.rows.convert import quarantine_record
 from truelabel_db.rows.read import fetch_by_keys
 from truelabel_db.schema.ddl import (
@@ -150,8 +151,8 @@ def _add_fk(conn: psycopg.Connection, snapshot: Path, run_id: int,
         p=sql.Identifier(table.target_schema, fk.parent), pc=sql.Identifier(fk.parent_column))
     _, statement = foreign_key_constraint(table, fk, "quarantine")
     if orphan_policy == "keep":
-        kept = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            table.ident, orphans)).fetchone()[0])
+        kept = int(one(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            table.ident, orphans)))[0])
         if kept and table.partitioned_by:
             # PostgreSQL cannot put a NOT VALID foreign key on a partitioned table: keeping
             # the orphans means leaving this one foreign key out, which the summary says.
@@ -244,6 +245,6 @@ def record_versions(conn: psycopg.Connection, files: list[SchemaFile]) -> None:
 
 def target_counts(conn: psycopg.Connection, mapping: Mapping) -> dict[str, int]:
     """Rows now in each target table, keyed by legacy name: the truth the summary reports."""
-    return {t.legacy: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-        t.ident)).fetchone()[0]) for t in mapping.tables}
+    return {t.legacy: int(one(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        t.ident)))[0]) for t in mapping.tables}
 

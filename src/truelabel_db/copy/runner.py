@@ -33,7 +33,7 @@ from truelabel_db.errors import (
 )
 from truelabel_db.legacy import source as legacy_source
 from truelabel_db.legacy.schema import read_schema
-from truelabel_db.postgres import connect
+from truelabel_db.postgres import connect, one
 from truelabel_db.private import private_folder
 from truelabel_db.progress import ProgressSink, SilentProgress
 from truelabel_db.schema.ddl import apply_schema
@@ -232,8 +232,8 @@ def _record_changelog_position(conn: psycopg.Connection, run: CopyRun, snapshot:
 
 
 def _non_empty_tables(conn: psycopg.Connection, mapping: Mapping) -> list[str]:
-    return [t.qualified for t in mapping.tables if conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(t.ident)).fetchone()[0]]
+    return [t.qualified for t in mapping.tables if one(conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(t.ident)))[0]]
 
 
 def _truncate(conn: psycopg.Connection, mapping: Mapping) -> None:

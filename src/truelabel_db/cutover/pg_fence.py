@@ -13,6 +13,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from truelabel_db.postgres import one
 from truelabel_db.schema.mapping import Mapping
 
 TRIGGER = "truelabel_pg_fence"
@@ -35,6 +36,6 @@ def remove_pg_fence(conn: psycopg.Connection, mapping: Mapping) -> None:
 
 def pg_fence_installed(conn: psycopg.Connection, mapping: Mapping) -> bool:
     names = [t.ident.as_string(conn) for t in mapping.tables]
-    count = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = %s AND tgrelid = ANY(%s::regclass[])",
-                         (TRIGGER, names)).fetchone()[0]
+    count = one(conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = %s AND tgrelid = ANY(%s::regclass[])",
+                         (TRIGGER, names)))[0]
     return int(count) == len(names)

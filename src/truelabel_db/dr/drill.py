@@ -38,7 +38,7 @@ from truelabel_db.backup.repository import (
 from truelabel_db.backup.storage import Storage
 from truelabel_db.errors import ExitCode, TrueLabelError
 from truelabel_db.pitr.repo import PitrRepo
-from truelabel_db.postgres import connect, describe
+from truelabel_db.postgres import connect, describe, one
 
 
 @dataclass
@@ -135,7 +135,7 @@ class _Drill:
         with connect(self.restored_url, autocommit=True) as conn:
             conn.execute("CREATE TEMP TABLE truelabel_drill_probe (n int)")
             conn.execute("INSERT INTO truelabel_drill_probe VALUES (1)")
-            invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
+            invalid = one(conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid"))[0]
         if invalid:
             raise BackupIntegrityError(f"the restored database has {invalid} invalid index(es)")
         with connect(self.production_url) as conn:

@@ -30,7 +30,6 @@ from truelabel_db.rows.legacy import LegacyRows
 from truelabel_db.rows.recorded import recorded_mapping
 from truelabel_db.schema.mapping import Mapping
 
-
 PUBLISH_EVERY = 0.25  # seconds between publications of the lag while batches keep coming
 
 

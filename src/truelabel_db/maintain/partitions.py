@@ -38,6 +38,7 @@ from truelabel_db.monitor.partitions import (
     partitioned_tables,
     partitions_of,
 )
+from truelabel_db.postgres import one
 
 
 @dataclass
@@ -94,16 +95,16 @@ def _months_between(first: datetime, second: datetime) -> int:
 def _newest_filled_month(conn: psycopg.Connection, ranged: list[Partition]) -> datetime | None:
     """The lower bound of the newest partition holding a row (cheap: one row per partition)."""
     for part in sorted(ranged, key=lambda p: p.lower, reverse=True):  # type: ignore[arg-type, return-value]
-        if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(part.qualified)).fetchone()[0]:
+        if one(conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(part.qualified)))[0]:
             return month_start(part.lower)  # type: ignore[arg-type]
     return None
 
 
 def _default_rows_in(conn: psycopg.Connection, default: Partition, key: str, month: datetime) -> int:
-    return int(conn.execute(sql.SQL(
+    return int(one(conn.execute(sql.SQL(
         "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} >= %s AND {} < %s LIMIT 1000000) s").format(
         default.qualified, sql.Identifier(key), sql.Identifier(key)),
-        (month, add_months(month, 1))).fetchone()[0])
+        (month, add_months(month, 1))))[0])
 
 
 def partman_parents(conn: psycopg.Connection, schema: str) -> set[str]:
@@ -139,9 +140,9 @@ def execute_plan(conn: psycopg.Connection, plan: PartitionPlan, schema: str = "p
 
 def _detach(conn: psycopg.Connection, part: Partition) -> None:
     parent = sql.Identifier(part.schema, part.parent)
-    has_default = conn.execute(
+    has_default = one(conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass "
-        "AND partdefid <> 0)", (parent.as_string(conn),)).fetchone()[0]
+        "AND partdefid <> 0)", (parent.as_string(conn),)))[0]
     mode = sql.SQL("" if has_default else "CONCURRENTLY")
     conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {} {}").format(parent, part.qualified, mode))
 

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from truelabel_db.catalog import maintenance_runs
 from truelabel_db.errors import ExitCode, TrueLabelError
+from truelabel_db.postgres import one
 
 LOCK_CLASS = 0x7E1A  # the advisory-lock namespace of truelabel-db's maintenance jobs
 RETRY_PAUSES = (0.5, 2.0, 5.0)  # after a statement gave way to the app's locks
@@ -107,7 +108,7 @@ def run_job(conn: psycopg.Connection, job: Job, *, wait: bool = False) -> JobRes
 def _acquire(conn: psycopg.Connection, name: str, wait: bool) -> bool:
     if not wait:
         query = sql.SQL("SELECT pg_try_advisory_lock({})").format(lock_key(name))
-        return bool(conn.execute(query).fetchone()[0])
+        return bool(one(conn.execute(query))[0])
     with session_limits(conn, Limits(lock_timeout_ms=0, statement_timeout_ms=0)):
         conn.execute(sql.SQL("SELECT pg_advisory_lock({})").format(lock_key(name)))
     return True
@@ -139,7 +140,7 @@ def _finish(conn: psycopg.Connection, run_id: int, status: str, detail: dict[str
 def session_limits(conn: psycopg.Connection, limits: Limits) -> Iterator[None]:
     """Set lock and statement timeouts for the block; put the caller's values back after."""
     names = ("lock_timeout", "statement_timeout")
-    before = [conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(n))).fetchone()[0]
+    before = [one(conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(n))))[0]
               for n in names]
     values = (f"{limits.lock_timeout_ms}ms", f"{limits.statement_timeout_ms}ms")
     for name, value in zip(names, values):

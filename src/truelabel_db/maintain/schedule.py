@@ -27,6 +27,7 @@ from psycopg import sql
 from truelabel_db.errors import ConfigError, TargetError
 from truelabel_db.maintain.jobs import job_named
 from truelabel_db.maintain.runner import JobResult, run_job
+from truelabel_db.postgres import one
 
 PLAN_SCHEDULE: dict[str, str] = {  # plan §6.2
     "vacuum-analyze": "0 3 * * *",   # daily at 03:00
@@ -159,8 +160,7 @@ def pg_cron_commands(ahead: int = 3) -> dict[str, tuple[str, str]]:
 
 
 def has_pg_cron(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')")
-                .fetchone()[0])
+    return bool(one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"))[0])
 
 
 def install_pg_cron(conn: psycopg.Connection, *, ahead: int = 3) -> dict[str, int]:
@@ -170,16 +170,16 @@ def install_pg_cron(conn: psycopg.Connection, *, ahead: int = 3) -> dict[str, in
     named by ``cron.database_name``; the error says which is missing.
     """
     if not has_pg_cron(conn):
-        loaded = "pg_cron" in conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+        loaded = "pg_cron" in one(conn.execute("SHOW shared_preload_libraries"))[0]
         hint = ("CREATE EXTENSION pg_cron in the database named by cron.database_name" if loaded else
                 "add pg_cron to shared_preload_libraries, restart, then CREATE EXTENSION pg_cron")
         raise TargetError(f"pg_cron is not available here: {hint}; or run `maintain schedule --daemon`")
     dbname = conn.info.dbname
     installed = {}
     for name, (expression, command) in pg_cron_commands(ahead).items():
-        installed[name] = int(conn.execute(
+        installed[name] = int(one(conn.execute(
             "SELECT cron.schedule_in_database(%s, %s, %s, %s)",
-            (CRON_JOB_PREFIX + name, expression, command, dbname)).fetchone()[0])
+            (CRON_JOB_PREFIX + name, expression, command, dbname)))[0])
     return installed
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 MIN_BYTES = 1 << 20  # below 1 MB bloat is noise, and the estimate's granularity is a page
 
 
@@ -40,8 +42,7 @@ def _query(name: str) -> str:
 
 
 def has_pgstattuple(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgstattuple')")
-                .fetchone()[0])
+    return bool(one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgstattuple')"))[0])
 
 
 def table_bloat(conn: psycopg.Connection, *, measure_when_na: bool = True) -> list[Bloat]:
@@ -60,9 +61,9 @@ def table_bloat(conn: psycopg.Connection, *, measure_when_na: bool = True) -> li
 
 def measured_table_bloat(conn: psycopg.Connection, oid: int, schema: str, table: str) -> Bloat:
     """Dead tuples and free space by ``pgstattuple_approx``, as a share of the table's size."""
-    size, dead, free = conn.execute(
+    size, dead, free = one(conn.execute(
         "SELECT table_len, dead_tuple_len, approx_free_space FROM pgstattuple_approx(%s::oid)",
-        (oid,)).fetchone()
+        (oid,)))
     wasted = int(dead + free)
     return Bloat("table", schema, table, None, int(size), wasted,
                  round(100 * wasted / size, 1) if size else 0.0, "pgstattuple_approx")

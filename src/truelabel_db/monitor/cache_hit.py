@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 
 @dataclass
 class CacheHit:
@@ -31,11 +33,11 @@ def _ratio(hit: int | None, read: int | None) -> float | None:
 
 
 def cache_hit(conn: psycopg.Connection) -> CacheHit:
-    blks_hit, blks_read, reset = conn.execute(
+    blks_hit, blks_read, reset = one(conn.execute(
         "SELECT blks_hit, blks_read, stats_reset FROM pg_stat_database WHERE datname = current_database()"
-    ).fetchone()
-    heap_hit, heap_read, idx_hit, idx_read = conn.execute(
+    ))
+    heap_hit, heap_read, idx_hit, idx_read = one(conn.execute(
         "SELECT sum(heap_blks_hit), sum(heap_blks_read), sum(idx_blks_hit), sum(idx_blks_read) "
-        "FROM pg_statio_user_tables").fetchone()
+        "FROM pg_statio_user_tables"))
     return CacheHit(_ratio(blks_hit, blks_read), _ratio(heap_hit, heap_read), _ratio(idx_hit, idx_read),
                     int(blks_read), int(blks_hit), None if reset is None else str(reset))

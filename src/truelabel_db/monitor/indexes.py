@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 MIN_STATS_DAYS = 7.0
 
 
@@ -53,9 +55,9 @@ def stats_age_days(conn: psycopg.Connection) -> float | None:
     PostgreSQL 15 keeps the counters across clean restarts, so the start time understates the
     window; when no reset was ever recorded that is the safe side to err on.
     """
-    value = conn.execute(
+    value = one(conn.execute(
         "SELECT extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time())) / 86400 "
-        "FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+        "FROM pg_stat_database WHERE datname = current_database()"))[0]
     return None if value is None else round(float(value), 2)
 
 

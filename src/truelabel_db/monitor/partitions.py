@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from truelabel_db.postgres import one
+
 DEFAULT_AHEAD_MONTHS = 3
 DEFAULT_RETENTION_MONTHS = 6  # plan §6.2
 DEFAULT_ROW_CAP = 1_000_000  # counting rows in the default stops here
@@ -93,14 +95,14 @@ def partitions_of(conn: psycopg.Connection, parent: str, schema: str = "public")
 def _instant(conn: psycopg.Connection, literal: str | None) -> datetime | None:
     if literal is None:
         return None
-    value = conn.execute("SELECT %s::timestamptz", (literal,)).fetchone()[0]
+    value = one(conn.execute("SELECT %s::timestamptz", (literal,)))[0]
     return value.astimezone(timezone.utc)
 
 
 def default_rows(conn: psycopg.Connection, part: Partition, cap: int = DEFAULT_ROW_CAP) -> int:
     """Rows in a (default) partition, counted up to ``cap`` so that a huge one stays cheap."""
-    return int(conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) s").format(
-        part.qualified, sql.Literal(cap))).fetchone()[0])
+    return int(one(conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) s").format(
+        part.qualified, sql.Literal(cap))))[0])
 
 
 def parent_health(conn: psycopg.Connection, parent: str, key: str, now: datetime, *,

@@ -15,6 +15,8 @@ from typing import Any
 
 import psycopg
 
+from truelabel_db.postgres import one
+
 
 @dataclass
 class ReplicaSeen:
@@ -39,7 +41,7 @@ class ReplicationReport:
 
 
 def is_replica(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+    return bool(one(conn.execute("SELECT pg_is_in_recovery()"))[0])
 
 
 def replicas_seen(conn: psycopg.Connection) -> list[ReplicaSeen]:

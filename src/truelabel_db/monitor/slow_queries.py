@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from truelabel_db.postgres import one
+
 DEFAULT_MIN_MEAN_MS = 100.0  # the plan's slow_queries view: mean_exec_time > 100
 ENABLE_HINT = ("add pg_stat_statements to shared_preload_libraries (ALTER SYSTEM SET "
                "shared_preload_libraries = 'pg_stat_statements'), restart PostgreSQL, then "
@@ -49,9 +51,9 @@ class SlowQueryReport:
 
 def statements_status(conn: psycopg.Connection) -> str | None:
     """None when pg_stat_statements can be read here; else how to make it readable."""
-    loaded = "pg_stat_statements" in conn.execute("SHOW shared_preload_libraries").fetchone()[0]
-    created = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension "
-                           "WHERE extname = 'pg_stat_statements')").fetchone()[0]
+    loaded = "pg_stat_statements" in one(conn.execute("SHOW shared_preload_libraries"))[0]
+    created = one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension "
+                           "WHERE extname = 'pg_stat_statements')"))[0]
     if not loaded:
         return ENABLE_HINT
     if not created:
@@ -65,8 +67,8 @@ def slow_queries(conn: psycopg.Connection, *, min_mean_ms: float = DEFAULT_MIN_M
     hint = statements_status(conn)
     if hint is not None:
         return SlowQueryReport(available=False, hint=hint)
-    schema = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
-                          "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'").fetchone()[0]
+    schema = one(conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                          "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"))[0]
     report = SlowQueryReport(available=True)
     info = conn.execute(sql.SQL("SELECT stats_reset, dealloc FROM {}").format(
         sql.Identifier(schema, "pg_stat_statements_info"))).fetchone()

@@ -15,15 +15,15 @@ from truelabel_db.backup.errors import RecoveryError
 from truelabel_db.backup.manifest import utc_now
 from truelabel_db.backup.pgtools import run_tool, tool_target
 from truelabel_db.pitr.repo import BaseBackup, PitrRepo
-from truelabel_db.postgres import connect, describe
+from truelabel_db.postgres import connect, describe, one
 
 
 def take_basebackup(url: str, repo: PitrRepo) -> BaseBackup:
     system_id = repo.require_ready()
     with connect(url) as conn:
-        found = int(conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0])
+        found = int(one(conn.execute("SELECT system_identifier FROM pg_control_system()"))[0])
         version = str(conn.info.parameter_status("server_version"))
-        start_lsn = str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+        start_lsn = str(one(conn.execute("SELECT pg_current_wal_lsn()"))[0])
     if found != system_id:
         raise RecoveryError(f"{describe(url)} is cluster {found}; {repo.root} serves cluster {system_id}")
     started = utc_now()

@@ -25,6 +25,7 @@ from truelabel_db.backup.errors import RecoveryError
 from truelabel_db.backup.manifest import utc_now
 from truelabel_db.pitr.repo import BaseBackup, PitrRepo
 from truelabel_db.pitr.setup import restore_command
+from truelabel_db.postgres import one
 
 COPY_IGNORED = ("postmaster.pid", "postmaster.opts", "standby.signal", "recovery.signal", "backup_manifest")
 
@@ -99,7 +100,7 @@ def wait_until_promoted(url: str, timeout: float = 300.0) -> float:
     while True:
         try:
             with psycopg.connect(url, connect_timeout=5) as conn:
-                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if not one(conn.execute("SELECT pg_is_in_recovery()"))[0]:
                     return time.monotonic() - started
         except psycopg.OperationalError:
             pass

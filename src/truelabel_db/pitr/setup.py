@@ -21,7 +21,7 @@ from psycopg import sql
 
 from truelabel_db.backup.errors import RecoveryError
 from truelabel_db.pitr.repo import MARKER, PitrRepo, python_for_server
-from truelabel_db.postgres import connect, describe
+from truelabel_db.postgres import connect, describe, one
 
 SCRIPT_SOURCE = Path(__file__).with_name("archive_wal.py")
 
@@ -57,7 +57,7 @@ def setup_archiving(url: str, root: Path, *, archive_timeout: str = "60s") -> Se
             raise RecoveryError(f"{repo.root} holds the WAL of cluster {known}, not of {describe(url)} "
                                 f"({system_id}): use another repository")
         _prepare(repo, system_id, data_dir)
-        running = {n: str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(n))).fetchone()[0])
+        running = {n: str(one(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(n))))[0])
                    for n in ("wal_level", "archive_mode")}
         settings = {"wal_level": "logical" if wal_level == "logical" else "replica", "archive_mode": "on",
                     "archive_command": archive_command(repo, system_id), "archive_timeout": archive_timeout}
@@ -70,11 +70,11 @@ def setup_archiving(url: str, root: Path, *, archive_timeout: str = "60s") -> Se
 
 def _server_facts(conn: psycopg.Connection) -> tuple[int, str, str]:
     try:
-        system_id = int(conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0])
-        data_dir = str(conn.execute("SHOW data_directory").fetchone()[0])
+        system_id = int(one(conn.execute("SELECT system_identifier FROM pg_control_system()"))[0])
+        data_dir = str(one(conn.execute("SHOW data_directory"))[0])
     except psycopg.errors.InsufficientPrivilege as exc:
         raise RecoveryError("pitr setup needs a superuser connection (it runs ALTER SYSTEM)") from exc
-    wal_level = str(conn.execute("SHOW wal_level").fetchone()[0])
+    wal_level = str(one(conn.execute("SHOW wal_level"))[0])
     return system_id, data_dir, wal_level
 
 
@@ -99,7 +99,7 @@ def archive_status(url: str) -> dict[str, Any]:
     with connect(url) as conn:
         row = conn.execute("SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
                            "last_failed_wal, last_failed_time FROM pg_stat_archiver").fetchone()
-        mode = conn.execute("SHOW archive_mode").fetchone()[0]
+        mode = one(conn.execute("SHOW archive_mode"))[0]
     keys = ("archived_count", "last_archived_wal", "last_archived_time", "failed_count", "last_failed_wal",
             "last_failed_time")
     return {"archive_mode": mode, **dict(zip(keys, row, strict=True))}

@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from truelabel_db.embedded import CLUSTER_USER, EmbeddedCluster
 from truelabel_db.errors import ConfigError, ExitCode, TrueLabelError
 from truelabel_db.hooks import scrubbed_environment
-from truelabel_db.postgres import connect, describe, redact
+from truelabel_db.postgres import connect, describe, one, redact
 from truelabel_db.private import write_private
 
 STREAMING_WAIT_SECONDS = 60.0
@@ -62,11 +62,11 @@ def check_primary(primary_url: str) -> str:
     """Refuse, with what to change, a primary that cannot feed a streaming replica; the
     replication role's name when it can."""
     with connect(primary_url, autocommit=True) as conn:
-        wal_level, senders, used, can, role = conn.execute(
+        wal_level, senders, used, can, role = one(conn.execute(
             "SELECT current_setting('wal_level'), current_setting('max_wal_senders')::int, "
             "(SELECT count(*) FROM pg_stat_replication), "
             "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), "
-            "current_user").fetchone()
+            "current_user"))
     if wal_level not in ("replica", "logical"):
         raise ReplicaError(f"the primary has wal_level = {wal_level}; set it to replica and restart it")
     if used >= senders:

@@ -27,7 +27,7 @@ import psycopg
 
 from truelabel_db.errors import ConfigError
 from truelabel_db.monitor.replication import replica_lag_seconds
-from truelabel_db.postgres import describe
+from truelabel_db.postgres import describe, one
 
 DEFAULT_MAX_LAG_SECONDS = 60.0  # plan §5.1: lag_threshold 60s
 DEFAULT_CHECK_INTERVAL = 1.0
@@ -63,7 +63,7 @@ def measure(url: str, primary_lsn: str | None, max_lag: float) -> ReplicaState:
 def primary_wal_lsn(url: str) -> str | None:
     try:
         with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
-            return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+            return str(one(conn.execute("SELECT pg_current_wal_lsn()"))[0])
     except psycopg.Error:
         return None
 

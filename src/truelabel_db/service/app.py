@@ -30,9 +30,9 @@ from truelabel_db.service.backend import Backend, GateHeld, data_error
 from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter, Overloaded
 from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
-from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 from truelabel_db.service.jobs import Jobs
 from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
+from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
 MAX_BATCH_BYTES = 4 << 20

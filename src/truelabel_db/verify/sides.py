@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg import sql
 
-from truelabel_db.postgres import connect
+from truelabel_db.postgres import connect, one
 from truelabel_db.schema.mapping import TableMap
 from truelabel_db.schema.transforms import Unconvertible, Uuid, decode_text
 from truelabel_db.sqlite_sql import quote_ident
@@ -150,9 +150,9 @@ def _ranges(url: str, table: TableMap, jobs: int) -> list[tuple[str, str] | None
     if jobs < 2 or not isinstance(key.transform, Uuid):
         return [None]
     with connect(url, autocommit=True) as conn:
-        estimate = float(conn.execute(
+        estimate = float(one(conn.execute(
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_partition_tree(%s::regclass) p "
-            "JOIN pg_class c ON c.oid = p.relid", (table.qualified,)).fetchone()[0])
+            "JOIN pg_class c ON c.oid = p.relid", (table.qualified,)))[0])
     if estimate <= SPLIT_ROWS:
         return [None]
     parts = min(16, max(jobs, -(-int(estimate) // SPLIT_ROWS)))
