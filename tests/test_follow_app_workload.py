@@ -218,3 +218,22 @@ def test_a_value_postgresql_refuses_is_quarantined_with_its_message_and_the_rest
     (record,) = list_records(pg, table="products")
     assert "short_name" in record.reasons[0]["reason"]
     assert pg.execute("SELECT count(*) FROM users WHERE id = %s", (fine,)).fetchone()[0] == 1
+
+
+def test_a_row_replace_deleted_is_followed_even_when_the_newcomer_moves_on(
+        live: Path, pg_url: str, pg: psycopg.Connection, tmp_path: Path) -> None:
+    """INSERT OR REPLACE deletes the row holding the sku without a delete trigger; the newcomer's
+    sku then changes, so nothing the follower reads later clashes with the old row any more."""
+    app = _app(live)
+    old, sku = app.execute("SELECT id, sku FROM products ORDER BY id LIMIT 1").fetchone()
+    _copy(live, pg_url, tmp_path)
+    row = dict(zip([d[0] for d in app.execute("SELECT * FROM products WHERE id = ?", (old,)).description],
+                   app.execute("SELECT * FROM products WHERE id = ?", (old,)).fetchone()))
+    row["id"] = newcomer = "00000000-0000-4000-8000-00000000abcd"
+    app.execute(f"INSERT OR REPLACE INTO products ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()))
+    app.execute("UPDATE products SET sku = 'moved-on', qrCode = NULL WHERE id = ?", (newcomer,))
+    assert app.execute("SELECT count(*) FROM products WHERE id = ?", (old,)).fetchone()[0] == 0
+    _follow(live, pg_url)
+    assert pg.execute("SELECT count(*) FROM products WHERE id = %s", (old,)).fetchone()[0] == 0
+    _assert_equal(live, pg_url)

@@ -55,6 +55,32 @@ def _triggers(table: TableMap) -> list[str]:
         f"CREATE TRIGGER IF NOT EXISTS {trig('_ins')} AFTER INSERT ON {name} BEGIN {upsert}; END",
         f"CREATE TRIGGER IF NOT EXISTS {trig('_upd')} AFTER UPDATE ON {name} BEGIN {key_moved}; {upsert}; END",
         f"CREATE TRIGGER IF NOT EXISTS {trig('_del')} AFTER DELETE ON {name} BEGIN {delete}; END",
+        *_clash_triggers(table),
+    ]
+
+
+def _clash_triggers(table: TableMap) -> list[str]:
+    """Rows an ``INSERT OR REPLACE`` (or ``UPDATE OR REPLACE``) is about to delete for a unique value.
+
+    SQLite deletes a row clashing on a unique column without firing its delete trigger, unless
+    the writing connection set ``recursive_triggers``. A BEFORE trigger still sees the row that
+    is in the way and names it in the changelog; the follower then finds it gone. Should the
+    statement fail instead (a plain INSERT), the entry rolls back with it; should it be ignored
+    (``OR IGNORE``), the entry only makes the follower look at an unchanged row.
+    """
+    uniques = [[table.column_for_target(c).legacy for c in columns] for columns in table.unique]
+    if not uniques:
+        return []
+    name, key = quote_ident(table.legacy), quote_ident(table.legacy_key)
+    clash = " OR ".join("(" + " AND ".join(f"{quote_ident(c)} = NEW.{quote_ident(c)}" for c in cols) + ")"
+                        for cols in uniques)
+    held = changelog.append_sql(table.legacy, changelog.UPSERT, key, rows_of=name,
+                                when=f"{key} IS NOT NEW.{key} AND ({clash})")
+    columns = ", ".join(sorted({quote_ident(c) for cols in uniques for c in cols}))
+    trig = lambda suffix: quote_ident(trigger_name(table, suffix))  # noqa: E731
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {trig('_clash_ins')} BEFORE INSERT ON {name} BEGIN {held}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {trig('_clash_upd')} BEFORE UPDATE OF {columns} ON {name} BEGIN {held}; END",
     ]
 
 
@@ -112,13 +138,14 @@ def remove_capture(path: Path, *, keep_changelog: bool = False) -> None:
             changelog.forget_sequence(conn)
 
 
-def _captured_tables(conn: sqlite3.Connection) -> int:
-    """How many tables capture covers under its recorded policy (what the trigger count should be)."""
+def _expected_triggers(conn: sqlite3.Connection) -> int:
+    """How many triggers capture installs under its recorded policy (what the count should be)."""
     try:
         policy = _recorded_policy(conn) or UnmappedPolicy()
-        return len(effective_mapping(decide(conn, read_schema(conn), policy)).tables)
+        tables: tuple[TableMap, ...] = effective_mapping(decide(conn, read_schema(conn), policy)).tables
     except UnmappedSchemaError:
-        return len([t for t in TABLES if t.legacy in read_schema(conn)])
+        tables = tuple(t for t in TABLES if t.legacy in read_schema(conn))
+    return sum(len(_triggers(t)) for t in tables)
 
 
 def capture_triggers(conn: sqlite3.Connection) -> list[str]:
@@ -154,7 +181,7 @@ def capture_status(path: Path) -> CaptureStatus:
     try:
         installed = changelog.exists(conn)
         log = changelog.extent(conn) if installed else changelog.Extent(0, None, None, None)
-        return CaptureStatus(installed, len(capture_triggers(conn)), 3 * _captured_tables(conn), log.rows, log.first_seq,
+        return CaptureStatus(installed, len(capture_triggers(conn)), _expected_triggers(conn), log.rows, log.first_seq,
                              log.last_seq, log.oldest_ms, changelog.recorded_schema_version(conn),
                              conn.execute("PRAGMA schema_version").fetchone()[0],
                              conn.execute("PRAGMA journal_mode").fetchone()[0])

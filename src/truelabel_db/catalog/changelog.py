@@ -48,12 +48,14 @@ def drop_ddl() -> list[str]:
     return [f"DROP TABLE IF EXISTS {_LOG}", f"DROP TABLE IF EXISTS {_STATE}"]
 
 
-def append_sql(table: str, op: str, key_expr: str, *, when: str | None = None) -> str:
-    """A trigger-body statement appending one entry (``key_expr`` is ``NEW.col`` or ``OLD.col``)."""
+def append_sql(table: str, op: str, key_expr: str, *, when: str | None = None, rows_of: str | None = None) -> str:
+    """A trigger-body statement appending an entry (``key_expr`` is ``NEW.col`` or ``OLD.col``),
+    or one per row of ``rows_of`` (a quoted table) that ``when`` selects."""
     into = f"INSERT INTO {_LOG} (tbl, op, pk)"
     if when is None:
         return f"{into} VALUES ({quote_literal(table)}, {quote_literal(op)}, {key_expr})"
-    return f"{into} SELECT {quote_literal(table)}, {quote_literal(op)}, {key_expr} WHERE {when}"
+    source = f" FROM {rows_of}" if rows_of else ""
+    return f"{into} SELECT {quote_literal(table)}, {quote_literal(op)}, {key_expr}{source} WHERE {when}"
 
 
 def exists(conn: sqlite3.Connection) -> bool:
