@@ -11,6 +11,7 @@ clone under a private home (``/root``, mode 0700) is out of its reach. See
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from truelabel_db.copy import CopyOptions, CopyResult, run_copy
 from truelabel_db.copy.summary import render as render_copy
-from truelabel_db.hotpaths import LegacyHotPaths, PostgresHotPaths
+from truelabel_db.hotpaths import HotPaths, LegacyHotPaths, PostgresHotPaths
 from truelabel_db.postgres import connect, one
 from truelabel_db.progress import RichProgress
 from truelabel_db.quarantine import list_records
@@ -69,9 +70,11 @@ def _hot_paths_once(legacy: Path, url: str, console: Console) -> None:
     sqlite_side, pg_side = LegacyHotPaths(legacy, mode="app", writable=False), PostgresHotPaths(url, max_size=1)
     try:
         brand = pg_side.brands(1)[0]
-        for label, call in (("product list (1000)", lambda p: p.product_list(1000)),
-                            ("QR scan analytics, 30 days", lambda p: p.qr_analytics(brand, 30)),
-                            ("brand dashboard", lambda p: p.brand_dashboard(brand))):
+        calls: tuple[tuple[str, Callable[[HotPaths], object]], ...] = (
+            ("product list (1000)", lambda p: p.product_list(1000)),
+            ("QR scan analytics, 30 days", lambda p: p.qr_analytics(brand, 30)),
+            ("brand dashboard", lambda p: p.brand_dashboard(brand)))
+        for label, call in calls:
             timings = []
             for side in (sqlite_side, pg_side):
                 started = time.perf_counter()

@@ -216,10 +216,12 @@ class EmbeddedCluster:
         kwargs: dict[str, object] = {}
         if self._user is not None:
             kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
-        return subprocess.run([str(self.bindir / program), *args], capture_output=True, text=True,
+        done: subprocess.CompletedProcess[str] = subprocess.run(
+            [str(self.bindir / program), *args], capture_output=True, text=True,
                               cwd=str(self.base_dir), stdin=subprocess.DEVNULL,
                               env=dict(env) if env is not None else scrubbed_environment(),
-                              **kwargs)  # type: ignore[call-overload]
+            **kwargs)  # type: ignore[call-overload]
+        return done
 
     def _wait_ready(self) -> None:
         """Until the server accepts connections (a ping: a replica may demand passwords we lack)."""

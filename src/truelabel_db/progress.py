@@ -14,11 +14,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 class ProgressSink(Protocol):
@@ -49,9 +51,9 @@ class _RowsPerSecond(TextColumn):
     def __init__(self) -> None:
         super().__init__("")
 
-    def render(self, task):  # type: ignore[no-untyped-def,override]
+    def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return f"{speed:>10,.0f} rows/s" if speed else " " * 15
+        return Text(f"{speed:>10,.0f} rows/s" if speed else " " * 15)
 
 
 class RichProgress:

@@ -88,7 +88,8 @@ def _from_sqlite(status: MigrationStatus, source: Path) -> None:
 def _from_redis(status: MigrationStatus, redis_url: str) -> None:
     try:
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1, decode_responses=True)
-        status.gate = client.get(READONLY_KEY)
+        gate = client.get(READONLY_KEY)
+        status.gate = gate if gate is None or isinstance(gate, str) else gate.decode()
         published = read_primary(client, None)
         status.published_primary = published.kind if published else None
     except redis.RedisError as exc:

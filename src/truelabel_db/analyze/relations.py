@@ -48,8 +48,8 @@ def missing_indexes(schema: dict[str, LegacyTable]) -> list[MissingIndex]:
                 missing.append(MissingIndex(table.name, (fk.column,),
                                             f"foreign key to {fk.parent_table}: every join and cascade scans the table"))
     for name, columns, why in HOT_FILTERS:
-        table = schema.get(name)
-        if table is None or not all(c in {col.name for col in table.columns} for c in columns):
+        hot = schema.get(name)
+        if hot is None or not all(c in {col.name for col in hot.columns} for c in columns):
             continue
         covered = any(ix.columns[: len(columns)] == columns for ix in table.indexes)
         if not covered and not (len(columns) == 1 and table.is_indexed(columns[0])):

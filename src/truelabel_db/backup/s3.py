@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,7 +108,7 @@ class S3Storage:
         for start in range(0, len(keys), 1000):
             batch = {"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}
             self._call(f"deleting {backup_id}",
-                       lambda b=batch: self.client.delete_objects(Bucket=self.bucket, Delete=b))
+                       partial(self.client.delete_objects, Bucket=self.bucket, Delete=batch))
 
     def free_bytes(self) -> int | None:
         return None

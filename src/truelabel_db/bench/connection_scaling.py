@@ -28,7 +28,7 @@ def connection_scaling(url: str, counts: tuple[int, ...], *, pool_size: int = 20
                        seconds: float = 4.0) -> list[dict[str, Any]]:
     if max(counts, default=0) > MAX_CLIENTS:
         raise ValueError(f"at most {MAX_CLIENTS} client connections")
-    dbname = conninfo_to_dict(url)["dbname"]
+    dbname = str(conninfo_to_dict(url)["dbname"])
     rows = [measure_clients("PostgreSQL", url, url, dbname, n, seconds, prepare=True) for n in counts]
     with PgBouncer(url, settings=PoolerSettings(pool_size=pool_size, max_client_conn=MAX_CLIENTS + 100)) as bouncer:
         rows += [measure_clients("PgBouncer", bouncer.url, url, dbname, n, seconds, prepare=False) for n in counts]

@@ -113,6 +113,10 @@ class _Cycle:
                 "failures": (summary.failures + summary.errors)[:5]}
         return self.result
 
+    def let_the_app_write(self) -> bool:
+        time.sleep(self.options.phase_seconds)
+        return True
+
     def _steps(self, workload: Any) -> None:
         self.phase("copy", lambda: run_copy(self.legacy, self.pg_url, CopyOptions(
             work_dir=self.work_dir / f"copy-{self.seed}", workers=2)).reconciled)
@@ -120,12 +124,12 @@ class _Cycle:
         self.phase("follow", self.follow_for_a_while)
         self.phase("checked after follow", self.check)
         self.phase("cutover", lambda: self.cutover())
-        self.phase("app writes to PostgreSQL", lambda: time.sleep(self.options.phase_seconds) or True)
+        self.phase("app writes to PostgreSQL", self.let_the_app_write)
         self.phase("rollback", lambda: self.rollback())
         self.phase("checked after rollback", self.check)
         self.phase("follow again", self.follow_for_a_while)
         self.phase("second cutover", lambda: self.cutover())
-        self.phase("app writes to PostgreSQL again", lambda: time.sleep(self.options.phase_seconds) or True)
+        self.phase("app writes to PostgreSQL again", self.let_the_app_write)
         workload.stop()
         workload.wait()
         self.phase("final rollback", lambda: self.rollback())

@@ -134,7 +134,8 @@ class ServiceProcess:
 
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
         with urllib.request.urlopen(self.base + "/health", timeout=timeout) as response:
-            return json.load(response)
+            answer: dict[str, Any] = json.load(response)
+        return answer
 
     def settle(self, limit: float = 180.0) -> dict[str, Any] | None:
         """Wait until the service answers /health within a second again: an overloaded service

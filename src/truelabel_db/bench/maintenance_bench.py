@@ -71,7 +71,8 @@ def app_load(url: str, rate: float, seconds: float) -> subprocess.Popen[str]:
 
 def _finish(load: subprocess.Popen[str]) -> dict[str, Any]:
     out, _ = load.communicate()
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def measure_phase(url: str, job: str | None, rate: float, seconds: float,
@@ -109,7 +110,8 @@ def add_old_partitions(url: str, months: int = 12, rows_per_month: int = 20_000)
                      "'2000-01-01'::timestamptz + (g %% (%s * 28)) * interval '1 day' "
                      "FROM generate_series(1, %s) g", (months, months * rows_per_month))
     now = datetime.now(timezone.utc)
-    return (now.year - oldest.year) * 12 + now.month - oldest.month + 1
+    months_back: int = (now.year - oldest.year) * 12 + now.month - oldest.month + 1
+    return months_back
 
 
 def bloat_against_truth(url: str, fractions: tuple[float, ...] = BLOAT_FRACTIONS) -> list[dict[str, Any]]:
@@ -125,8 +127,8 @@ def bloat_against_truth(url: str, fractions: tuple[float, ...] = BLOAT_FRACTIONS
             conn.execute("DELETE FROM bloat_probe WHERE random() < %s", (fraction,))
             conn.execute("VACUUM ANALYZE bloat_probe")
             estimate = bloat_of(conn, "bloat_probe")
-            truth = conn.execute("SELECT free_percent + dead_tuple_percent, table_len "
-                                 "FROM pgstattuple('bloat_probe')").fetchone()
+            truth = one(conn.execute("SELECT free_percent + dead_tuple_percent, table_len "
+                                     "FROM pgstattuple('bloat_probe')"))
             out.append({"deleted": fraction, "pgstattuple_pct": round(float(truth[0]), 1),
                         "estimate_pct": estimate.bloat_pct, "estimate_before_delete_pct": before,
                         "table_mb": round(truth[1] / 1e6, 1)})

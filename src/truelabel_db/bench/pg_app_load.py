@@ -15,6 +15,7 @@ import json
 import os
 import random
 import time
+from typing import Any
 
 import psycopg
 
@@ -36,7 +37,7 @@ def run_load(url: str, rate: float, seconds: float, seed: int = 1) -> dict[str, 
         codes = [r[0] for r in conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL LIMIT 2000")]
         users = [r[0] for r in conn.execute("SELECT id FROM users LIMIT 2000")]
         brands = [r[0] for r in conn.execute("SELECT id FROM users WHERE role = 'BRAND' LIMIT 500")] or users
-        recent: list[object] = []
+        recent: list[tuple[Any, ...]] = []
         latencies: list[float] = []
         failed = 0
         started = time.perf_counter()
@@ -66,13 +67,14 @@ def summarize(latencies: list[float], failed: int, elapsed: float) -> dict[str, 
 
 
 def _one(conn: psycopg.Connection, rng: random.Random, codes: list[str], users: list[object],
-         brands: list[object], recent: list[object]) -> None:
+         brands: list[object], recent: list[tuple[Any, ...]]) -> None:
     pick = rng.random()
     if pick < 0.45 or not recent:
         row = conn.execute("INSERT INTO qr_code_access (qr_code, ip_address, user_agent, location, accessed_at) "
                            "VALUES (%s, '200.1.2.3', 'Mozilla/5.0', '{\"city\": \"Recife\"}', now()) "
                            "RETURNING id, accessed_at", (rng.choice(codes),)).fetchone()
-        recent.append(row)
+        if row is not None:
+            recent.append(row)
     elif pick < 0.55:
         conn.execute("INSERT INTO analytics_events (event_type, entity_type, entity_id, user_id, data) "
                      "VALUES ('qr_scan', 'product', gen_random_uuid(), %s, '{\"origem\": \"app\"}')",
@@ -80,7 +82,7 @@ def _one(conn: psycopg.Connection, rng: random.Random, codes: list[str], users: 
     elif pick < 0.65:
         conn.execute("UPDATE users SET updated_at = now() WHERE id = %s", (rng.choice(users),))
     elif pick < 0.70:
-        scan_id, at = recent.pop()  # type: ignore[misc]
+        scan_id, at = recent.pop()
         conn.execute("DELETE FROM qr_code_access WHERE id = %s AND accessed_at = %s", (scan_id, at))
     elif pick < 0.85:
         conn.execute("SELECT id, name, brand, status FROM products WHERE qr_code = %s",

@@ -54,7 +54,8 @@ def _writer(db: Path, rate: float, seconds: float, seed: int) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "truelabel_db.bench.app_writer", "--db", str(db),
                           "--rate", str(rate), "--seconds", str(seconds), "--seed", str(seed)],
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def _percentiles(samples: list[int]) -> dict[str, float]:

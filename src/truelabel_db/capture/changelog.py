@@ -50,7 +50,10 @@ def _triggers(table: TableMap) -> list[str]:
     upsert = changelog.append_sql(table.legacy, changelog.UPSERT, f"NEW.{key}")
     delete = changelog.append_sql(table.legacy, changelog.DELETE, f"OLD.{key}")
     key_moved = changelog.append_sql(table.legacy, changelog.DELETE, f"OLD.{key}", when=f"OLD.{key} IS NOT NEW.{key}")
-    trig = lambda suffix: quote_ident(trigger_name(table, suffix))  # noqa: E731
+
+    def trig(suffix: str) -> str:
+        return quote_ident(trigger_name(table, suffix))
+
     return [
         f"CREATE TRIGGER IF NOT EXISTS {trig('_ins')} AFTER INSERT ON {name} BEGIN {upsert}; END",
         f"CREATE TRIGGER IF NOT EXISTS {trig('_upd')} AFTER UPDATE ON {name} BEGIN {key_moved}; {upsert}; END",
@@ -77,7 +80,9 @@ def _clash_triggers(table: TableMap) -> list[str]:
     held = changelog.append_sql(table.legacy, changelog.UPSERT, key, rows_of=name,
                                 when=f"{key} IS NOT NEW.{key} AND ({clash})")
     columns = ", ".join(sorted({quote_ident(c) for cols in uniques for c in cols}))
-    trig = lambda suffix: quote_ident(trigger_name(table, suffix))  # noqa: E731
+    def trig(suffix: str) -> str:
+        return quote_ident(trigger_name(table, suffix))
+
     return [
         f"CREATE TRIGGER IF NOT EXISTS {trig('_clash_ins')} BEFORE INSERT ON {name} BEGIN {held}; END",
         f"CREATE TRIGGER IF NOT EXISTS {trig('_clash_upd')} BEFORE UPDATE OF {columns} ON {name} BEGIN {held}; END",

@@ -29,7 +29,7 @@ class PrimaryState:
 def current(conn: psycopg.Connection | psycopg.Cursor[Any], source_path: str, *,
             lock: bool = False) -> PrimaryState:
     """The recorded primary (SQLite, until a cutover says otherwise); ``lock``: FOR SHARE."""
-    if not conn.execute("SELECT to_regclass('truelabel_meta.primary_state') IS NOT NULL").fetchone()[0]:
+    if not one(conn.execute("SELECT to_regclass('truelabel_meta.primary_state') IS NOT NULL"))[0]:
         return PrimaryState(SQLITE, 0, None, None)  # a database no migration has touched yet
     row = conn.execute("SELECT primary_db, epoch, reason, changed_at FROM truelabel_meta.primary_state "
                        "WHERE source_path = %s" + (" FOR SHARE" if lock else ""), (source_path,)).fetchone()

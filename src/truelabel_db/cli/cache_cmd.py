@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,6 +20,11 @@ from truelabel_db.cli.serve_cmd import (
 )
 from truelabel_db.errors import ConfigError
 
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts without the cache's dependencies
+    from truelabel_db.cache import LayeredCache
+    from truelabel_db.hotpaths.base import HotPaths
+    from truelabel_db.hotpaths.cached import CachedHotPaths
+
 cache_app = typer.Typer(no_args_is_help=True, help="The layered cache (memory, Redis, PostgreSQL).")
 
 
@@ -33,7 +38,7 @@ def _require_redis(url: str | None) -> str:
     return url
 
 
-def _open(database: str | None, redis_url: str | None):  # noqa: ANN202 (a context of three)
+def _open(database: str | None, redis_url: str | None) -> tuple[HotPaths, LayeredCache, CachedHotPaths]:
     from truelabel_db.cache import LayeredCache
     from truelabel_db.hotpaths import PostgresHotPaths, open_hot_paths
     from truelabel_db.hotpaths.cached import CachedHotPaths

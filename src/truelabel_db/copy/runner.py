@@ -130,7 +130,8 @@ def run_copy(source: Path, target_url: str, options: CopyOptions = CopyOptions()
     with connect(target_url, autocommit=True, migration_writer=True) as conn:
         apply_schema(conn, phases=("pre",))
         resumable = catalog.unfinished_run(conn)
-        decision = (MappingDecision.from_json(resumable.options.get("mapping")) if _resuming(resumable, options)
+        decision = (MappingDecision.from_json(resumable.options.get("mapping"))
+                    if resumable is not None and _resuming(resumable, options)
                     else decide_for(source, options.unmapped))
         mapping = effective_mapping(decision)
         for statement in target_ddl(mapping):

@@ -121,7 +121,7 @@ def read_primary(client: redis.Redis | None, primary_file: Path | None) -> Prima
         except redis.RedisError:
             text = None
         if text:
-            return Primary.from_json(text)
+            return Primary.from_json(text if isinstance(text, str) else text.decode())
     if primary_file is not None and primary_file.exists():
         return Primary.from_json(primary_file.read_text())
     return None

@@ -41,7 +41,7 @@ Params = Sequence[Any] | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Statement:
-    query: sql.Composable
+    query: sql.SQL | sql.Composed
     params: Params = ()
 
 

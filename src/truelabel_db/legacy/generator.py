@@ -167,7 +167,8 @@ class _Generator:
         return created, self.moment(created)
 
     def users(self) -> None:
-        roles, weights = zip(*vocab.ROLES)
+        roles = [role for role, _ in vocab.ROLES]
+        weights = [float(weight) for _, weight in vocab.ROLES]
         picked = self.rng.choices(roles, weights=weights, k=self.count["users"])
         picked[:4] = ["ADMIN", "BRAND", "LAB", "CONSUMER"]  # every role, even at tiny scale
 

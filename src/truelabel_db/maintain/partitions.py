@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -123,17 +124,17 @@ def execute_plan(conn: psycopg.Connection, plan: PartitionPlan, schema: str = "p
     """Carry out ``plan`` on an autocommit connection, each step giving way to the app."""
     gave_way = 0
     for part in plan.finalize:
-        gave_way += giving_way(lambda p=part: conn.execute(sql.SQL(
-            "ALTER TABLE {} DETACH PARTITION {} FINALIZE").format(
-            sql.Identifier(p.schema, p.parent), p.qualified)), pauses=pauses)
+        finalize = sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE").format(
+            sql.Identifier(part.schema, part.parent), part.qualified)
+        gave_way += giving_way(partial(conn.execute, finalize), pauses=pauses)
         if plan.cutoff and part.upper and part.upper <= plan.cutoff:  # someone else's detach: keep
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part.qualified))
     for parent, month in plan.create:
-        gave_way += giving_way(lambda pa=parent, m=month: conn.execute(
-            "SELECT truelabel_meta.ensure_month_partitions(%s::regclass, %s, %s)",
-            (sql.Identifier(schema, pa).as_string(conn), m, m)), pauses=pauses)
+        gave_way += giving_way(partial(
+            conn.execute, "SELECT truelabel_meta.ensure_month_partitions(%s::regclass, %s, %s)",
+            (sql.Identifier(schema, parent).as_string(conn), month, month)), pauses=pauses)
     for part in plan.detach:
-        gave_way += giving_way(lambda p=part: _detach(conn, p), pauses=pauses)
+        gave_way += giving_way(partial(_detach, conn, part), pauses=pauses)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part.qualified))
     return {**plan.to_dict(), "gave_way": gave_way}
 

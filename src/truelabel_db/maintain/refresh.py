@@ -11,6 +11,7 @@ concurrently; its first refresh is a plain one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -41,7 +42,7 @@ class RefreshViews:
             mode = sql.SQL("CONCURRENTLY" if populated[0] else "")
             statement = sql.SQL("REFRESH MATERIALIZED VIEW {} {}").format(
                 mode, sql.Identifier(self.schema, view))
-            giving_way(lambda s=statement: conn.execute(s), pauses=self.limits.retry_pauses)
+            giving_way(partial(conn.execute, statement), pauses=self.limits.retry_pauses)
             done[view] = "concurrently" if populated[0] else "first population"
         return {"views": done}
 

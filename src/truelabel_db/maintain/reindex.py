@@ -14,6 +14,7 @@ backend is still building is left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -40,7 +41,7 @@ class Reindex:
         for schema, leaf in leaves:
             statement = sql.SQL("REINDEX TABLE CONCURRENTLY {}.{}").format(
                 sql.Identifier(schema), sql.Identifier(leaf))
-            gave_way += giving_way(lambda s=statement: conn.execute(s), pauses=self.limits.retry_pauses,
+            gave_way += giving_way(partial(conn.execute, statement), pauses=self.limits.retry_pauses,
                                    before_retry=lambda: dropped.extend(drop_invalid_leftovers(conn)))
         return {"tables_reindexed": len(leaves), "leftovers_dropped": dropped, "gave_way": gave_way}
 

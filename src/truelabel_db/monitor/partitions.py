@@ -35,7 +35,7 @@ class Partition:
     detach_pending: bool
 
     @property
-    def qualified(self) -> sql.Composed:
+    def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
 
@@ -95,7 +95,7 @@ def partitions_of(conn: psycopg.Connection, parent: str, schema: str = "public")
 def _instant(conn: psycopg.Connection, literal: str | None) -> datetime | None:
     if literal is None:
         return None
-    value = one(conn.execute("SELECT %s::timestamptz", (literal,)))[0]
+    value: datetime = one(conn.execute("SELECT %s::timestamptz", (literal,)))[0]
     return value.astimezone(timezone.utc)
 
 

@@ -63,12 +63,12 @@ def replica_lag_seconds(conn: psycopg.Connection, primary_lsn: str | None = None
     it, a replica that has replayed all it received counts as current, which is wrong only when
     it has lost its connection to the primary.
     """
-    row = conn.execute(
+    row = one(conn.execute(
         "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), "
         "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float, "
         "CASE WHEN %s::pg_lsn IS NULL THEN NULL "
         "     ELSE pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn()) END",
-        (primary_lsn, primary_lsn)).fetchone()
+        (primary_lsn, primary_lsn)))
     in_recovery, received, replayed, age, behind = row
     if not in_recovery:
         return None

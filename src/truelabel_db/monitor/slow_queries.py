@@ -70,8 +70,8 @@ def slow_queries(conn: psycopg.Connection, *, min_mean_ms: float = DEFAULT_MIN_M
     schema = one(conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
                           "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"))[0]
     report = SlowQueryReport(available=True)
-    info = conn.execute(sql.SQL("SELECT stats_reset, dealloc FROM {}").format(
-        sql.Identifier(schema, "pg_stat_statements_info"))).fetchone()
+    info = one(conn.execute(sql.SQL("SELECT stats_reset, dealloc FROM {}").format(
+        sql.Identifier(schema, "pg_stat_statements_info"))))
     report.stats_reset, report.evicted_entries = str(info[0]), int(info[1])
     rows = conn.execute(sql.SQL(
         "SELECT query, calls, total_exec_time, mean_exec_time, max_exec_time, stddev_exec_time, rows, "

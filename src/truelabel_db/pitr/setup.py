@@ -97,8 +97,8 @@ def _prepare(repo: PitrRepo, system_id: int, data_dir: str) -> None:
 def archive_status(url: str) -> dict[str, Any]:
     """pg_stat_archiver: what the server says it archived, and how often archiving failed."""
     with connect(url) as conn:
-        row = conn.execute("SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
-                           "last_failed_wal, last_failed_time FROM pg_stat_archiver").fetchone()
+        row = one(conn.execute("SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
+                           "last_failed_wal, last_failed_time FROM pg_stat_archiver"))
         mode = one(conn.execute("SHOW archive_mode"))[0]
     keys = ("archived_count", "last_archived_wal", "last_archived_time", "failed_count", "last_failed_wal",
             "last_failed_time")

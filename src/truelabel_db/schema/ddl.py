@@ -89,7 +89,9 @@ def schema_files(phase: str | None = None) -> list[SchemaFile]:
 
 def split_statements(text: str) -> list[str]:
     """Split a SQL file on top-level semicolons, keeping dollar-quoted bodies whole."""
-    statements, current, in_dollar = [], [], False
+    statements: list[str] = []
+    current: list[str] = []
+    in_dollar = False
     for line in text.splitlines():
         if line.strip().startswith("--") and not current:
             continue
@@ -166,7 +168,7 @@ def _add_constraint(table: TableMap, name: str, clause: sql.Composed, *,
     drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
         table.ident, sql.Identifier(name)).as_string(None)
     regclass = table.ident.as_string(None)
-    stale = sql.SQL("")
+    stale: sql.Composable = sql.SQL("")
     if replace_unless is not None:
         stale = sql.SQL("IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {n} AND conrelid = {t}::regclass "
                         "AND (confdeltype <> {d} OR confupdtype <> {u})) THEN EXECUTE {drop}; END IF; ").format(

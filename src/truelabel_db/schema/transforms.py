@@ -60,7 +60,10 @@ class Converted:
 
 
 class Transform(Protocol):
-    pg_type: str
+    @property
+    def pg_type(self) -> str:
+        """The PostgreSQL type the value becomes (read-only: transforms are frozen values)."""
+        ...
 
     def convert(self, raw: Any) -> Converted: ...
 

@@ -175,7 +175,7 @@ def _python_field(col: ColumnMap, value: Any) -> str:
     if isinstance(t, Boolean):
         return "1" if value else "0"
     if isinstance(t, Json):
-        return jsonb_text(value.encode() if isinstance(value, str) else value)
+        return jsonb_text(value.encode() if isinstance(value, str) else value) or NULL
     if isinstance(t, (CommaList, SingletonList)):
         return "[" + ", ".join(_quoted(s) for s in value) + "]"
     return str(value)

@@ -69,7 +69,8 @@ def legacy_sides(source: str, tables: list[TableMap], quarantined: dict[str, lis
     try:
         conn.create_function("tl_jsonb", 1, jsonb_text, deterministic=True)
         conn.create_function("tl_inet", 1, inet_text, deterministic=True)
-        conn.create_aggregate("tl_buckets", 1, BucketSums)
+        # typeshed says an aggregate finalizes to a number; SQLite takes any value (ours: JSON text)
+        conn.create_aggregate("tl_buckets", 1, BucketSums)  # type: ignore[arg-type]
         conn.execute("BEGIN")  # one read transaction: these tables as of one moment
         return {t.legacy: legacy_side(conn, t, set(quarantined.get(t.legacy, ()))) for t in tables}
     finally:
@@ -162,7 +163,8 @@ def _ranges(url: str, table: TableMap, jobs: int) -> list[tuple[str, str] | None
 
 def _target_range(url: str, table: TableMap, key_range: tuple[str, str] | None, held: list[str]) -> TargetSide:
     key = sql.Identifier(table.primary_key[0])
-    where, params = sql.SQL(""), list(key_range or ())
+    where: sql.Composable = sql.SQL("")
+    params = list(key_range or ())
     if key_range is not None and key_range[1] == HIGHEST:
         where, params = sql.SQL("WHERE {} >= %s::uuid").format(key), params[:1]
     elif key_range is not None:
