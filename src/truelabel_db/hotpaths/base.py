@@ -17,7 +17,9 @@ from truelabel_db.hotpaths.shape import Record, group_by
 
 PRODUCT_FIELDS = ("id", "name", "brand", "category", "sku", "status", "qr_code", "claims",
                   "created_at", "user_id")
-BRAND_FIELDS = ("id", "name", "email")
+# What a product payload says of its brand: public facts only. The users row also holds the
+# brand account's e-mail and password hash; payloads are public (and cached), so neither is here.
+BRAND_FIELDS = ("id", "name")
 VALIDATION_FIELDS = ("id", "product_id", "status", "type", "validated_at", "created_at")
 QUEUE_FIELDS = ("id", "product_id", "priority", "status", "category", "assigned_to_id",
                 "due_date", "created_at")
