@@ -22,6 +22,7 @@ class ServiceConfig:
     primary_file: str | None = None       # the cutover's primary file, when Redis is not used
     follow_primary: bool = True
     postgres_url: str | None = None       # credentials for the primary the cutover publishes
+    legacy_path: str | None = None        # the legacy file a rollback may move a PostgreSQL-started service to
     replicas: tuple[str, ...] = ()
     replica_max_lag: float = 5.0
     gate_wait: float = 5.0                # how long a write is held while the gate is up
