@@ -19,6 +19,7 @@ from psycopg import sql
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from tests.fix_wait import wait_until
 from truelabel_db.bench.load_bench import ServiceProcess
@@ -33,7 +34,8 @@ QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0, cache=Fal
 
 @contextmanager
 def serving(url: str, **options: object) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=url, **{**QUIET, **options}))) as client:
+    with TestClient(create_app(ServiceConfig(database=url, **{**QUIET, **ADMIN, **options})),
+                    headers=ADMIN_HEADERS) as client:   # as the operator: every endpoint
         yield client
 
 

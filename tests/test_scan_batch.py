@@ -13,6 +13,7 @@ from psycopg import sql
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from truelabel_db.service import ServiceConfig, create_app
 from truelabel_db.service.ingest import BatchRefused, Limits, parse_batch
@@ -23,7 +24,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
 @contextmanager
 def serving(database: str, **options: object) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **options}))) as client:
+    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **ADMIN, **options})),
+                    headers=ADMIN_HEADERS) as client:   # as the operator: every endpoint
         yield client
 
 

@@ -13,6 +13,7 @@ import psycopg
 import redis
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from tests.fix_wait import wait_until
 from truelabel_db.cache import LayeredCache
@@ -27,7 +28,8 @@ QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
 
 @contextmanager
 def serving(database: str, **options: object) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **options}))) as client:
+    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **ADMIN, **options})),
+                    headers=ADMIN_HEADERS) as client:   # as the operator: every endpoint
         yield client
 
 

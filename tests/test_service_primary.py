@@ -12,6 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.fix_redis import PrivateRedis
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from truelabel_db.cutover.gate import Gate
 from truelabel_db.postgres import describe
@@ -74,7 +75,8 @@ def test_the_service_moves_between_the_databases_it_was_configured_with(shared_p
 def test_with_the_gate_unreadable_writes_answer_503_and_reads_go_on(shared_pair: Pair, side: str) -> None:
     unreachable = PrivateRedis()   # a port nothing listens on
     database = shared_pair.url if side == "postgresql" else str(shared_pair.legacy)
-    with TestClient(create_app(ServiceConfig(database=database, redis_url=unreachable.url, **QUIET))) as client:
+    config = ServiceConfig(database=database, redis_url=unreachable.url, **QUIET, **ADMIN)
+    with TestClient(create_app(config), headers=ADMIN_HEADERS) as client:
         listed = client.get("/products?limit=5")
         code = next(p["qr_code"] for p in listed.json() if p["qr_code"])
         scan = client.post("/scans", json={"qr_code": code, "user_agent": "gate-unknown"})

@@ -89,7 +89,8 @@ class Backend:
         locator = backend._locator(published) if published else None
         if published is not None and locator is None:
             backend._refused = published.epoch
-        backend.current = await backend._open(locator or config.database, published.epoch if locator else 0)
+        epoch = published.epoch if published is not None and locator else 0
+        backend.current = await backend._open(locator or config.database, epoch)
         if backend.gate is not None and config.follow_primary:
             backend._watcher = asyncio.create_task(backend._watch(), name="primary-watch")
         return backend

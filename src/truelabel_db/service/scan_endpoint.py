@@ -21,8 +21,9 @@ import orjson
 
 from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.shape import Record
+from truelabel_db.service.limits import MAX_SCAN_BODY
 
-MAX_BODY = 16 * 1024
+MAX_BODY = MAX_SCAN_BODY
 MAX_CODE, MAX_AGENT = 200, 500
 UNKNOWN_ANSWER = orjson.dumps({"recorded": False, "detail": "no product carries this QR code"})
 Submit = Callable[[Scan], Awaitable[Record | None]]
