@@ -7,7 +7,7 @@ buckets (with N workers an address gets up to N times the rate: a bound, not an 
 the least recently seen address is forgotten first when ``MAX_CLIENTS`` are tracked, and a rate
 of 0 switches the limit off (the load benchmarks send thousands a second from loopback). Behind
 a proxy the address is the one uvicorn takes from ``X-Forwarded-For`` for trusted proxies
-(``--forwarded-allow-ips``); a proxy that does not set it makes every client one address.
+(``FORWARDED_ALLOW_IPS``); a proxy that does not set it makes every client one address.
 
 Sizes are checked before anything touches the database or the cache: identifiers in paths are
 at most ``MAX_ID`` characters (a UUID is 36), a scan's body at most ``MAX_SCAN_BODY`` bytes.
