@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class Authenticator:
         self._url = configured_postgres(config)
         self._ttl = config.auth_cache_seconds
         self._pool: ConnectionPool | None = None
+        self._opening = threading.Lock()   # the first lookups run in several threads at once
         self._prepare = config.prepare
         self._seen: dict[bytes, tuple[float, Principal | None]] = {}
 
@@ -99,10 +101,11 @@ class Authenticator:
         self._seen[key] = (now + self._ttl, found)
 
     def _lookup(self, token: str) -> tuple[str, ...] | None:
-        if self._pool is None:
-            assert self._url is not None
-            self._pool = ConnectionPool(self._url, min_size=0, max_size=2, name="truelabel-auth", open=True,
-                                        kwargs=connection_kwargs("truelabel-auth", prepare=self._prepare))
+        with self._opening:
+            if self._pool is None:
+                assert self._url is not None
+                self._pool = ConnectionPool(self._url, min_size=0, max_size=2, name="truelabel-auth", open=True,
+                                            kwargs=connection_kwargs("truelabel-auth", prepare=self._prepare))
         with self._pool.connection(timeout=5) as conn:
             return api_keys.scopes_of(conn, token)
 
