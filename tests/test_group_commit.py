@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import psycopg
+from psycopg import sql
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from tests.fix_wait import wait_until
 from truelabel_db.bench.load_bench import ServiceProcess
@@ -32,7 +34,8 @@ QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0, cache=Fal
 
 @contextmanager
 def serving(url: str, **options: object) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=url, **{**QUIET, **options}))) as client:
+    with TestClient(create_app(ServiceConfig(database=url, **{**QUIET, **ADMIN, **options})),
+                    headers=ADMIN_HEADERS) as client:   # as the operator: every endpoint
         yield client
 
 
@@ -45,6 +48,13 @@ def stored_agents(url: str, prefix: str) -> set[str]:
 def some_code(url: str) -> str:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL LIMIT 1").fetchone()[0]
+
+
+def poison_code(url: str) -> str:
+    """A real code other than ``some_code``'s: an unknown code would not reach the INSERT at all."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL AND qr_code <> %s "
+                            "ORDER BY qr_code LIMIT 1", (some_code(url),)).fetchone()[0]
 
 
 def insert_waits_for_a_lock(url: str) -> bool:
@@ -133,29 +143,29 @@ def test_concurrent_scans_share_one_commit(shared_pair: Pair) -> None:
 def poisoned(fresh_pair: Pair) -> Iterator[Pair]:
     """The database refuses one QR code's scans (a trigger), the way it would refuse bad data."""
     with psycopg.connect(fresh_pair.url, autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION tl_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                     "IF NEW.qr_code = 'TL-POISON' THEN RAISE EXCEPTION 'poisoned scan' USING ERRCODE = "
-                     "'check_violation'; END IF; RETURN NEW; END $$")
+        conn.execute(sql.SQL("CREATE FUNCTION tl_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "IF NEW.qr_code = {} THEN RAISE EXCEPTION 'poisoned scan' USING ERRCODE = "
+                             "'check_violation'; END IF; RETURN NEW; END $$").format(sql.Literal(poison_code(fresh_pair.url))))
         conn.execute("CREATE TRIGGER tl_poison BEFORE INSERT ON qr_code_access FOR EACH ROW "
                      "EXECUTE FUNCTION tl_poison()")
     yield fresh_pair
 
 
 def test_a_scan_the_database_refuses_fails_alone_and_its_batch_is_kept(poisoned: Pair) -> None:
-    code, prefix = some_code(poisoned.url), f"batchmate-{uuid.uuid4().hex[:8]}-"
+    code, poison, prefix = some_code(poisoned.url), poison_code(poisoned.url), f"batchmate-{uuid.uuid4().hex[:8]}-"
     answers: dict[str, int] = {}
     with serving(poisoned.url, group_commit_window=0.5) as client:
         def send(qr_code: str, agent: str) -> None:
             answers[agent] = client.post("/scans", json={"qr_code": qr_code, "user_agent": agent}).status_code
 
         senders = [threading.Thread(target=send, args=(code, f"{prefix}{n}")) for n in range(6)]
-        senders.append(threading.Thread(target=send, args=("TL-POISON", f"{prefix}poison")))
+        senders.append(threading.Thread(target=send, args=(poison, f"{prefix}poison")))
         for thread in senders:
             thread.start()
         for thread in senders:
             thread.join(timeout=10)
         stats = client.get("/health").json()["group_commit"]
-        refused = client.post("/scans", json={"qr_code": "TL-POISON"})
+        refused = client.post("/scans", json={"qr_code": poison})
     assert answers.pop(f"{prefix}poison") == 422 and set(answers.values()) == {200}
     assert stored_agents(poisoned.url, prefix) == set(answers)
     assert stats["isolated_batches"] >= 1

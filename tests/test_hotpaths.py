@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.fix_twin import Pair
@@ -107,11 +108,16 @@ def test_a_scan_returns_the_product_and_is_counted_by_analytics_on_both(twin: Tw
     assert after == [before[0] + 1, before[1] + 1]
 
 
-def test_an_unknown_code_is_recorded_but_finds_nothing(twin: Twin) -> None:
+def test_an_unknown_code_finds_nothing_and_is_not_recorded_on_either_side(twin: Twin) -> None:
     scan = Scan("TL-FAKE0001", None, "curl", twin.newest_scan())
     assert twin.pg.scan(scan) is None and twin.best.scan(scan) is None
+    twin.pg.record_scan(scan)
+    twin.best.record_scan(scan)
+    assert twin.pg.record_scans([scan]).unknown == twin.best.record_scans([scan]).unknown == (0,)
     with sqlite3.connect(twin.path) as conn:
-        assert conn.execute('SELECT count(*) FROM qr_code_accesses WHERE "qrCode" = ?', ("TL-FAKE0001",)).fetchone() == (1,)
+        assert conn.execute('SELECT count(*) FROM qr_code_accesses WHERE "qrCode" = ?', ("TL-FAKE0001",)).fetchone() == (0,)
+    with psycopg.connect(twin.url) as conn:
+        assert conn.execute("SELECT count(*) FROM qr_code_access WHERE qr_code = %s", ("TL-FAKE0001",)).fetchone() == (0,)
 
 
 def test_open_hot_paths_picks_the_database_by_its_locator(twin: Twin) -> None:

@@ -25,10 +25,12 @@ def test_people_scans_and_batches_against_serve_are_counted_without_errors(share
     before = bench_rows(shared_pair.url)
     try:
         service.wait_ready(timeout=60)
-        people = asyncio.run(run_users(service.base, loads, Users(20, "read", think=0.2, ramp=1.0, seconds=2.0)))
-        scans = asyncio.run(run_arrivals(service.base, loads, Arrivals(50, "scans", 8, warmup=0.5, seconds=2.0)))
+        people = asyncio.run(run_users(service.base, loads, Users(20, "read", think=0.2, ramp=1.0, seconds=2.0),
+                                       token=service.token))
+        scans = asyncio.run(run_arrivals(service.base, loads, Arrivals(50, "scans", 8, warmup=0.5, seconds=2.0),
+                                         token=service.token))
         batches = asyncio.run(run_arrivals(service.base, loads, Arrivals(3, "batch", 2, warmup=0.5, seconds=2.0,
-                                                                         batch_rows=20)))
+                                                                         batch_rows=20), token=service.token))
     finally:
         service.stop()
     read = people.to_dict()

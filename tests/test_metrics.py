@@ -99,10 +99,13 @@ def test_the_follow_lag_the_monitor_reads_is_in_seconds() -> None:
 def test_each_service_app_keeps_its_own_metrics(empty_legacy: Callable[..., Path]) -> None:
     from fastapi.testclient import TestClient
 
+    from tests.fix_auth import ADMIN, ADMIN_HEADERS
     from truelabel_db.service import ServiceConfig, create_app
 
-    config = ServiceConfig(database=str(empty_legacy()), warm_on_start=False, refresh_interval=0, warm_interval=0)
-    with TestClient(create_app(config)) as busy, TestClient(create_app(config)) as idle:
+    config = ServiceConfig(database=str(empty_legacy()), warm_on_start=False, refresh_interval=0, warm_interval=0,
+                           **ADMIN)
+    with TestClient(create_app(config), headers=ADMIN_HEADERS) as busy, \
+            TestClient(create_app(config), headers=ADMIN_HEADERS) as idle:
         for _ in range(2):
             assert busy.get("/validations/queue?limit=5").status_code == 200
         response = busy.get("/metrics")

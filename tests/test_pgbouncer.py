@@ -55,8 +55,9 @@ def alive(pid: int) -> bool:
     return "Z" not in state
 
 
-def get(base: str, path: str) -> bytes:
-    with urllib.request.urlopen(base + path, timeout=10) as response:
+def get(base: str, path: str, token: str) -> bytes:
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200, path
         return response.read()
 
@@ -89,7 +90,7 @@ def test_every_hot_path_answers_through_pgbouncer_as_it_does_directly(fresh_pair
         def reader() -> None:
             for _ in range(8):              # past psycopg's prepare threshold (5), on every path
                 for path in paths:
-                    answers[path].add(get(service.base, path))
+                    answers[path].add(get(service.base, path, service.token))
 
         readers = [threading.Thread(target=reader) for _ in range(6)]
         for thread in readers:

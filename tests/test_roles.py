@@ -77,3 +77,14 @@ def test_the_password_is_stored_hashed_and_roles_are_idempotent(shared_pair: Pai
     with psycopg.connect(shared_pair.url, autocommit=True) as conn:
         again = ensure_roles(conn, roles["app"], roles["readonly"], roles["login"])
     assert again.created == []
+
+
+def test_the_app_login_checks_an_api_key_but_cannot_read_the_keys(shared_pair: Pair, roles: dict[str, str]) -> None:
+    from truelabel_db.catalog import api_keys
+
+    with psycopg.connect(shared_pair.url, autocommit=True) as owner:
+        token = api_keys.create(owner, ["lab"], "roles-test").token
+    with as_role(shared_pair.url, roles["login"]) as conn:
+        assert api_keys.scopes_of(conn, token) == ("lab",) and api_keys.any_active(conn)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT digest FROM truelabel_meta.api_keys")

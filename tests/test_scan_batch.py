@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import psycopg
+from psycopg import sql
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair
 from truelabel_db.service import ServiceConfig, create_app
 from truelabel_db.service.ingest import BatchRefused, Limits, parse_batch
@@ -22,7 +24,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
 @contextmanager
 def serving(database: str, **options: object) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **options}))) as client:
+    with TestClient(create_app(ServiceConfig(database=database, **{**QUIET, **ADMIN, **options})),
+                    headers=ADMIN_HEADERS) as client:   # as the operator: every endpoint
         yield client
 
 
@@ -42,10 +45,17 @@ def stored_agents(pair: Pair, side: str, prefix: str) -> list[str]:
     return agents_in_postgres(pair.url, prefix) if side == "postgresql" else agents_in_sqlite(pair, prefix)
 
 
-def a_mixed_batch(prefix: str) -> tuple[list[object], dict[int, str]]:
+def known_codes(url: str, count: int = 1) -> list[str]:
+    """Codes that products carry: a scan of any other code is not recorded."""
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL "
+                                           "ORDER BY qr_code LIMIT %s", (count,))]
+
+
+def a_mixed_batch(prefix: str, code: str) -> tuple[list[object], dict[int, str]]:
     """Rows, and for each bad row's index a word its rejection must mention."""
     now = datetime.now(timezone.utc)
-    good = lambda n, **more: {"qr_code": "TL-BATCH", "user_agent": f"{prefix}{n}", **more}  # noqa: E731
+    good = lambda n, **more: {"qr_code": code, "user_agent": f"{prefix}{n}", **more}  # noqa: E731
     rows: list[object] = [
         good(0),
         {"user_agent": f"{prefix}x1"},                                            # 1: no code
@@ -70,7 +80,7 @@ def a_mixed_batch(prefix: str) -> tuple[list[object], dict[int, str]]:
 @pytest.mark.parametrize("side", ["postgresql", "sqlite"])
 def test_bad_rows_are_rejected_by_index_and_the_good_ones_kept(shared_pair: Pair, side: str) -> None:
     prefix = f"batch-{side}-{uuid.uuid4().hex[:8]}-"
-    rows, bad = a_mixed_batch(prefix)
+    rows, bad = a_mixed_batch(prefix, known_codes(shared_pair.url)[0])
     database = shared_pair.url if side == "postgresql" else str(shared_pair.legacy)
     with serving(database) as client:
         answer = client.post("/scans/batch", json={"scans": rows})
@@ -88,7 +98,8 @@ def test_bad_rows_are_rejected_by_index_and_the_good_ones_kept(shared_pair: Pair
 def test_a_retried_batch_with_ids_is_not_stored_twice(shared_pair: Pair, side: str) -> None:
     prefix = f"retry-{side}-{uuid.uuid4().hex[:8]}-"
     at = datetime.now(timezone.utc).isoformat()
-    rows = [{"qr_code": "TL-RETRY", "user_agent": f"{prefix}{n}", "id": str(uuid.uuid4()), "scanned_at": at}
+    code = known_codes(shared_pair.url)[0]
+    rows = [{"qr_code": code, "user_agent": f"{prefix}{n}", "id": str(uuid.uuid4()), "scanned_at": at}
             for n in range(5)]
     database = shared_pair.url if side == "postgresql" else str(shared_pair.legacy)
     with serving(database) as client:
@@ -127,14 +138,15 @@ def test_a_batch_of_only_bad_rows_is_422_and_writes_nothing(shared_pair: Pair) -
 
 
 def test_a_row_the_database_refuses_is_rejected_by_index_and_the_rest_kept(fresh_pair: Pair) -> None:
+    ok, poison = known_codes(fresh_pair.url, 2)
     with psycopg.connect(fresh_pair.url, autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION tl_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                     "IF NEW.qr_code = 'TL-POISON' THEN RAISE EXCEPTION 'poisoned scan' USING ERRCODE = "
-                     "'check_violation'; END IF; RETURN NEW; END $$")
+        conn.execute(sql.SQL("CREATE FUNCTION tl_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "IF NEW.qr_code = {} THEN RAISE EXCEPTION 'poisoned scan' USING ERRCODE = "
+                             "'check_violation'; END IF; RETURN NEW; END $$").format(sql.Literal(poison)))
         conn.execute("CREATE TRIGGER tl_poison BEFORE INSERT ON qr_code_access FOR EACH ROW "
                      "EXECUTE FUNCTION tl_poison()")
-    rows = [{"qr_code": "TL-OK", "user_agent": "poison-batch-0"}, {"qr_code": "TL-POISON"},
-            {"qr_code": "TL-OK", "user_agent": "poison-batch-2"}]
+    rows = [{"qr_code": ok, "user_agent": "poison-batch-0"}, {"qr_code": poison},
+            {"qr_code": ok, "user_agent": "poison-batch-2"}]
     with serving(fresh_pair.url) as client:
         body = client.post("/scans/batch", json={"scans": rows}).json()
     assert body["accepted"] == body["inserted"] == 2

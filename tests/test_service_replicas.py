@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_replicas import StreamingPair, wait_replayed
 from tests.fix_wait import wait_until
 from truelabel_db.copy import CopyOptions, run_copy
@@ -38,8 +39,8 @@ def topology(streaming_pair: StreamingPair, tmp_path_factory: pytest.TempPathFac
 
 def test_reads_go_to_the_replica_and_scans_to_the_primary(topology: Topology) -> None:
     config = ServiceConfig(database=topology.primary_url, cache=False, replicas=(topology.replica_url,),
-                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0)
-    with TestClient(create_app(config)) as client:
+                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0, **ADMIN)
+    with TestClient(create_app(config), headers=ADMIN_HEADERS) as client:
         deadline = time.monotonic() + 10
         while describe(topology.replica_url) not in (client.get("/health").json()["reads"] or {}):
             client.get("/validations/queue?limit=5")
@@ -55,10 +56,10 @@ def test_reads_go_to_the_replica_and_scans_to_the_primary(topology: Topology) ->
 
 def test_with_the_replica_down_reads_fall_back_to_the_primary(topology: Topology) -> None:
     config = ServiceConfig(database=topology.primary_url, cache=False, replicas=(topology.replica_url,),
-                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0)
+                           replica_max_lag=30, warm_on_start=False, refresh_interval=0, warm_interval=0, **ADMIN)
     topology.replica.stop()
     try:
-        with TestClient(create_app(config)) as client:
+        with TestClient(create_app(config), headers=ADMIN_HEADERS) as client:
             def replica_judged_down() -> bool:
                 assert client.get("/validations/queue?limit=5").status_code == 200   # reads keep working
                 return client.get("/health").json()["replicas"][0]["eligible"] is False

@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     NOT_PRIMARY = 13           # refused: the operation would write to a database that is not the primary
     UNMAPPED_SCHEMA = 14       # the legacy file has tables or columns the mapping does not know
     MISSING_EXTRA = 15         # the command needs an optional extra that is not installed (serve, s3 or bench)
+    NO_CREDENTIALS = 16        # serve refused to listen beyond loopback: no API key and no admin token configured
     BACKUP = 20                # a backup cannot be taken, found, stored or restored
     BACKUP_KEY = 21            # no key, a malformed key, a key file others can read, or not the backup's key
     BACKUP_INTEGRITY = 22      # a backup's bytes are not the ones written
@@ -101,3 +102,9 @@ class EmbeddedClusterError(TrueLabelError):
     """The private PostgreSQL cluster used by the demo could not be created or started."""
 
     exit_code: int = ExitCode.EMBEDDED_CLUSTER
+
+
+class NoCredentialsError(ConfigError):
+    """``serve`` would listen beyond loopback while nobody can hold a credential."""
+
+    exit_code: int = ExitCode.NO_CREDENTIALS

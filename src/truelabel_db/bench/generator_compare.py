@@ -45,10 +45,16 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     return text, time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
-def run_ours(base: str, targets_file: Path, users: int, think: float, ramp: float, seconds: float) -> dict[str, Any]:
+def _env(token: str | None, **more: str) -> dict[str, str]:
+    """Ours, plus the API key the read mix sends (through the environment: never on a command line)."""
+    return {**os.environ, **more, **({"TRUELABEL_LOAD_TOKEN": token} if token else {})}
+
+
+def run_ours(base: str, targets_file: Path, users: int, think: float, ramp: float, seconds: float,
+             token: str | None = None) -> dict[str, Any]:
     out, wall, cpu = _run([sys.executable, "-m", "truelabel_db.bench.load_model", "--base", base, "--targets",
                            str(targets_file), "--users", str(users), "--think", str(think), "--ramp", str(ramp),
-                           "--seconds", str(seconds)], dict(os.environ))
+                           "--seconds", str(seconds)], _env(token))
     doc = json.loads(out.strip().splitlines()[-1])
     total = doc["requests"] * (seconds + ramp) / seconds   # CPU covers the ramp's requests too
     return {"generator": "aiohttp (ours)", "rps": doc["rps"], "errors": doc["errors"], "p50_ms": doc["p50_ms"],
@@ -57,13 +63,14 @@ def run_ours(base: str, targets_file: Path, users: int, think: float, ramp: floa
             "wall_s": round(wall, 1)}
 
 
-def run_locust(base: str, targets_file: Path, users: int, think: float, ramp: float, seconds: float) -> dict[str, Any]:
+def run_locust(base: str, targets_file: Path, users: int, think: float, ramp: float, seconds: float,
+               token: str | None = None) -> dict[str, Any]:
     locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil.which("locust")
     if locust is None:
         raise ConfigError("Locust is not installed: pip install -e '.[loadtest]'")
     with tempfile.TemporaryDirectory() as folder:
         prefix = Path(folder) / "run"
-        env = {**os.environ, "TRUELABEL_LOAD_TARGETS": str(targets_file), "TRUELABEL_LOAD_THINK": str(think)}
+        env = _env(token, TRUELABEL_LOAD_TARGETS=str(targets_file), TRUELABEL_LOAD_THINK=str(think))
         _, wall, cpu = _run([locust, "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--reset-stats",
                              "-u", str(users), "-r", f"{users / ramp:g}", "-t", f"{ramp + seconds:g}s",
                              "--host", base, "--csv", str(prefix), "--loglevel", "ERROR"], env)
@@ -91,7 +98,7 @@ def run_generator_bench(scale: float, redis_url: str, work_dir: Path, *, users: 
         try:
             service.wait_ready()
             rows = compare_generators(service.base, targets_from_legacy(legacy), users=users, think=think,
-                                      ramp=ramp, seconds=seconds)
+                                      ramp=ramp, seconds=seconds, token=service.token)
         finally:
             service.stop()
     finally:
@@ -100,12 +107,13 @@ def run_generator_bench(scale: float, redis_url: str, work_dir: Path, *, users: 
 
 
 def compare_generators(base: str, targets: Targets, *, users: int = 5000, think: float = 5.0, ramp: float = 15.0,
-                       seconds: float = 30.0) -> list[dict[str, Any]]:
+                       seconds: float = 30.0, token: str | None = None) -> list[dict[str, Any]]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(asdict(targets), fh)
     try:
         path = Path(fh.name)
-        return [run_ours(base, path, users, think, ramp, seconds), run_locust(base, path, users, think, ramp, seconds),
-                run_ours(base, path, users, think, ramp, seconds)]   # ours twice: before and after, for drift
+        return [run_ours(base, path, users, think, ramp, seconds, token),
+                run_locust(base, path, users, think, ramp, seconds, token),
+                run_ours(base, path, users, think, ramp, seconds, token)]   # ours twice: before and after, for drift
     finally:
         Path(fh.name).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,8 @@ from truelabel_db.bench.load_model import Arrivals, Measured, Targets, Users, ru
 from truelabel_db.copy import CopyOptions, run_copy  # noqa: E402
 from truelabel_db.embedded import EmbeddedCluster, free_port  # noqa: E402
 from truelabel_db.hotpaths import LegacyHotPaths  # noqa: E402
-from truelabel_db.postgres import one
+from truelabel_db.postgres import one  # noqa: E402
+from truelabel_db.service.auth import ADMIN_TOKEN_ENV  # noqa: E402
 
 P99_BOUND_MS = 200.0
 CLUSTER_SETTINGS = {"shared_buffers": "512MB", "max_connections": "100", "max_wal_size": "2GB",
@@ -113,11 +115,14 @@ class ServiceProcess:
                  pgbouncer_pool: int | None = None, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "truelabel_db", "serve", "--port", str(self.port),
+        # the generator scans thousands a second from one address: no per-address limit here
+        argv = [sys.executable, "-m", "truelabel_db", "serve", "--port", str(self.port), "--scan-rate", "0",
                 "--workers", str(workers), "--cache" if cache else "--no-cache", "--warm-brands", "20", *extra]
         if pgbouncer_pool is not None:
             argv += ["--pgbouncer", "--pgbouncer-pool-size", str(pgbouncer_pool)]
-        env = {**os.environ, "TRUELABEL_DATABASE": database}   # a URL may carry a password
+        # a URL may carry a password; the admin token (for the read mix, /health's details) too
+        self.token = secrets.token_urlsafe(32)
+        env = {**os.environ, "TRUELABEL_DATABASE": database, ADMIN_TOKEN_ENV: self.token}
         env.pop("TRUELABEL_REDIS_URL", None)
         if redis_url:
             argv += ["--redis", redis_url]
@@ -133,7 +138,8 @@ class ServiceProcess:
         return self._stderr.read().decode(errors="replace")[-300:]
 
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
-        with urllib.request.urlopen(self.base + "/health", timeout=timeout) as response:
+        request = urllib.request.Request(self.base + "/health", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer: dict[str, Any] = json.load(response)
         return answer
 
@@ -211,10 +217,10 @@ def config_name(database: str, cache: bool, pooled: bool) -> str:
     return f"{database}{' pgbouncer' if pooled else ''} cache {'on' if cache else 'off'}"
 
 
-def measure_load(base: str, targets: Targets, load: Users | Arrivals) -> Measured:
+def measure_load(base: str, targets: Targets, load: Users | Arrivals, token: str | None = None) -> Measured:
     if isinstance(load, Users):
-        return asyncio.run(run_users(base, targets, load))
-    return asyncio.run(run_arrivals(base, targets, load))
+        return asyncio.run(run_users(base, targets, load, token=token))
+    return asyncio.run(run_arrivals(base, targets, load, token=token))
 
 
 def run_config(database: str, locator: str, cache: bool, pooled: bool, *, plan: LoadPlan, targets: Targets,
@@ -231,7 +237,7 @@ def run_config(database: str, locator: str, cache: bool, pooled: bool, *, plan: 
             for load in step if isinstance(step, list) else [step]:
                 progress(f"{config_name(database, cache, pooled)}: {load.describe()}")
                 with BackendSampler(monitor_url if database == "postgresql" else None, dbname) as sampler:
-                    measured = measure_load(service.base, targets, load)
+                    measured = measure_load(service.base, targets, load, service.token)
                 health = service.settle()
                 rows.append({"database": database, "pgbouncer": pooled, "cache": cache, **measured.to_dict(),
                              "backends": sampler.peak, "group_commit": health["group_commit"] if health else None})

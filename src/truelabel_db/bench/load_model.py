@@ -51,6 +51,15 @@ MAX_RATE = 20_000.0
 MAX_SECONDS = 600.0
 TIMEOUT = 10.0
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+TOKEN_ENV = "TRUELABEL_LOAD_TOKEN"   # the API key the read mix sends (brand data and the queue need one)
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The requests' credentials: the given token, else $TRUELABEL_LOAD_TOKEN, else none."""
+    import os
+
+    chosen = token or os.environ.get(TOKEN_ENV)
+    return {"Authorization": f"Bearer {chosen}"} if chosen else {}
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,7 @@ async def _until(moment: float) -> None:
 
 
 # -- people who think --------------------------------------------------------------------------
-async def run_users(base: str, targets: Targets, load: Users, seed: int = 1) -> Measured:
+async def run_users(base: str, targets: Targets, load: Users, seed: int = 1, token: str | None = None) -> Measured:
     check_bounds(base, load)
     rng = random.Random(seed)
     start = time.perf_counter() + 0.5
@@ -233,17 +242,18 @@ async def run_users(base: str, targets: Targets, load: Users, seed: int = 1) -> 
     arrivals = sorted(start + rng.uniform(0, load.ramp) for _ in range(load.users))
     measured = Measured(load.describe(), load.users, load.seconds)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    await asyncio.gather(*(_person(base, targets, load, arrival, window, measured, timeout, seed * 100_003 + n)
-                           for n, arrival in enumerate(arrivals)))
+    headers = auth_headers(token)
+    await asyncio.gather(*(_person(base, targets, load, arrival, window, measured, timeout, seed * 100_003 + n,
+                                   headers) for n, arrival in enumerate(arrivals)))
     return measured
 
 
 async def _person(base: str, targets: Targets, load: Users, arrival: float, window: tuple[float, float],
-                  measured: Measured, timeout: aiohttp.ClientTimeout, seed: int) -> None:
+                  measured: Measured, timeout: aiohttp.ClientTimeout, seed: int, headers: dict[str, str]) -> None:
     rng = random.Random(seed)
     await _until(arrival)
     connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60)   # the person's own connection
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
         due = arrival
         while due < window[1]:
             await _until(due)
@@ -252,7 +262,8 @@ async def _person(base: str, targets: Targets, load: Users, arrival: float, wind
 
 
 # -- arrivals at a rate ------------------------------------------------------------------------
-async def run_arrivals(base: str, targets: Targets, load: Arrivals, seed: int = 1) -> Measured:
+async def run_arrivals(base: str, targets: Targets, load: Arrivals, seed: int = 1,
+                       token: str | None = None) -> Measured:
     check_bounds(base, load)
     rng = random.Random(seed)
     start = time.perf_counter() + 0.5
@@ -260,7 +271,8 @@ async def run_arrivals(base: str, targets: Targets, load: Arrivals, seed: int = 
     measured = Measured(load.describe(), load.connections, load.seconds)
     connector = aiohttp.TCPConnector(limit=load.connections, keepalive_timeout=60)
     tasks: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+                                     headers=auth_headers(token)) as session:
         due = start
         while due < window[1]:
             await _until(due)

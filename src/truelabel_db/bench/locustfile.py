@@ -26,6 +26,8 @@ THINK = float(os.environ.get("TRUELABEL_LOAD_THINK", "5"))
 class Person(FastHttpUser):
     def on_start(self) -> None:
         self.rng = random.Random()
+        if token := os.environ.get("TRUELABEL_LOAD_TOKEN"):   # brand data and the queue need a key
+            self.client.auth_header = f"Bearer {token}"
 
     def wait_time(self) -> float:
         return self.rng.expovariate(1 / THINK)

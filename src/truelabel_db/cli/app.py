@@ -19,6 +19,7 @@ from truelabel_db.cli import (
     cutover_cmd,
     dr_cmd,
     follow_cmd,
+    keys_cmd,
     legacy_cmd,
     maintain_cmd,
     migrate_cmd,
@@ -54,6 +55,7 @@ backup_cmd.register(app)
 pitr_cmd.register(app)
 dr_cmd.register(app)
 serve_cmd.register(app)
+keys_cmd.register(app)
 cache_cmd.register(app)
 monitor_cmd.register(app)
 maintain_cmd.register(app)

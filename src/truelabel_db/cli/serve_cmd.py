@@ -64,15 +64,25 @@ def serve(
     replica: Annotated[list[str] | None, typer.Option(
         "--replica", help="A read replica's URL (repeat for several; passwords via ~/.pgpass).")] = None,
     replica_max_lag: Annotated[float, typer.Option(help="Seconds of lag above which a replica gets no reads.")] = 5.0,
+    legacy_path: Annotated[str | None, typer.Option(help=(
+        "The legacy SQLite file a rollback may move a PostgreSQL-started service back to (a published "
+        "primary naming any other database is refused)."))] = None,
+    scan_rate: Annotated[float, typer.Option(help="Scans a second one client address may send (0: no limit).")] = 20.0,
+    scan_burst: Annotated[int, typer.Option(help="Scans one client address may send at once.")] = 40,
+    auth_cache_seconds: Annotated[float, typer.Option(help=(
+        "Seconds an API key's check is remembered (how long a revocation takes to reach the service)."))] = 30.0,
 ) -> None:
     """Serve True Label's hot paths over HTTP (OpenAPI docs at /docs, health at /health).
 
     PostgreSQL credentials for a primary published by the cutover come from
-    $TRUELABEL_TARGET_URL, never from the command line.
+    $TRUELABEL_TARGET_URL, never from the command line. Brand data, the validation queue and
+    the metrics need an API key (`truelabel-db keys create`) or the admin token in
+    $TRUELABEL_ADMIN_TOKEN; without either, serve listens on loopback only.
     """
     from truelabel_db.extras import require
 
     require("serve", "`serve`")
+    from truelabel_db.service.auth import ADMIN_TOKEN_ENV, admin_token_digest
     from truelabel_db.service.config import ServiceConfig
     from truelabel_db.service.pgbouncer import PoolerSettings
     from truelabel_db.service.server import serve as run_service
@@ -83,7 +93,10 @@ def serve(
                            pool_size=pool_size, async_pool=async_pool, group_commit_window=group_commit_ms / 1000,
                            batch_max_rows=batch_max_rows, refresh_interval=refresh_every,
                            warm_interval=warm_every, warm_brands=warm_brands, legacy_mode=legacy_mode,
-                           replicas=tuple(replica or ()), replica_max_lag=replica_max_lag)
+                           replicas=tuple(replica or ()), replica_max_lag=replica_max_lag,
+                           legacy_path=legacy_path, scan_rate=scan_rate, scan_burst=scan_burst,
+                           auth_cache_seconds=auth_cache_seconds, admin_token_sha256=(
+                               admin_token_digest(token) if (token := os.environ.get(ADMIN_TOKEN_ENV)) else None))
     pooler = PoolerSettings(pool_size=pgbouncer_pool_size) if pgbouncer else None
     run_service(config, host=host, port=port, workers=workers, pooler=pooler, pooler_dir=pgbouncer_dir,
                 keep_alive=keep_alive,

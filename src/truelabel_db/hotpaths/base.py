@@ -17,7 +17,9 @@ from truelabel_db.hotpaths.shape import Record, group_by
 
 PRODUCT_FIELDS = ("id", "name", "brand", "category", "sku", "status", "qr_code", "claims",
                   "created_at", "user_id")
-BRAND_FIELDS = ("id", "name", "email")
+# What a product payload says of its brand: public facts only. The users row also holds the
+# brand account's e-mail and password hash; payloads are public (and cached), so neither is here.
+BRAND_FIELDS = ("id", "name")
 VALIDATION_FIELDS = ("id", "product_id", "status", "type", "validated_at", "created_at")
 QUEUE_FIELDS = ("id", "product_id", "priority", "status", "category", "assigned_to_id",
                 "due_date", "created_at")
@@ -45,10 +47,13 @@ class Scan:
 
 @dataclass(frozen=True)
 class Ingested:
-    """What a batch ingestion stored: rows inserted, and the brands whose products were scanned."""
+    """What a batch ingestion stored: rows inserted, the brands whose products were scanned, and
+    the positions (from 0, in the scans given) of the rows not recorded because no product
+    carries their code."""
 
     inserted: int
     brands: tuple[str, ...] = ()
+    unknown: tuple[int, ...] = ()
 
 
 class HotPaths(Protocol):
@@ -63,7 +68,8 @@ class HotPaths(Protocol):
         ...
 
     def scan(self, scan: Scan) -> Record | None:
-        """Look a product up by QR code and record the scan; None for an unknown code."""
+        """Look a product up by QR code and record the scan; None (and nothing recorded) for an
+        unknown code."""
         ...
 
     def product_by_qr(self, qr_code: str) -> Record | None: ...
@@ -73,8 +79,8 @@ class HotPaths(Protocol):
         ...
 
     def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
-        """A group commit: every scan recorded in one transaction, and each one's product
-        (None for an unknown code), in the order given. All or nothing."""
+        """A group commit: every scan of a known code recorded in one transaction, and each
+        one's product (None for an unknown code, not recorded), in the order given. All or nothing."""
         ...
 
     def record_scans(self, scans: Sequence[Scan]) -> Ingested:

@@ -81,6 +81,14 @@ def _hours(seconds_total: float, count: int) -> float | None:
 _SCAN_FIELDS = ("id", "qr_code", "ip_address", "user_agent", "accessed_at")
 _INSERT_SCAN = (f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', _SCAN_FIELDS)}) "
                 "VALUES (?, ?, ?, ?, ?)")
+# The single write (a caller found the product in its cache) still records only a known code.
+_INSERT_KNOWN_SCAN = (f"INSERT INTO {_table('qr_code_access')} ({_cols('qr_code_access', _SCAN_FIELDS)}) "
+                      f"SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {_table('products')} "
+                      f"WHERE {_col('products', 'qr_code')} = ?)")
+
+
+def _only(record: Record | None, fields: Sequence[str]) -> Record | None:
+    return None if record is None else {f: record[f] for f in fields}
 
 
 def _scan_row(scan: Scan) -> tuple[Any, ...]:
@@ -168,8 +176,10 @@ class LegacyHotPaths:
 
     # -- the scan write path ---------------------------------------------------------------
     def scan(self, scan: Scan) -> Record | None:
+        """The product, and the scan recorded only if there is one (as on PostgreSQL)."""
         product = self.product_by_qr(scan.qr_code)
-        self.record_scan(scan)
+        if product is not None:
+            self.record_scan(scan)
         return product
 
     def product_by_qr(self, qr_code: str) -> Record | None:
@@ -178,28 +188,34 @@ class LegacyHotPaths:
         return legacy_record("products", SCANNED_FIELDS, rows[0]) if rows else None
 
     def record_scan(self, scan: Scan) -> None:
-        self._conn().execute(_INSERT_SCAN, _scan_row(scan))
+        self._conn().execute(_INSERT_KNOWN_SCAN, (*_scan_row(scan), scan.qr_code))
+
+    def _products_of(self, scans: Sequence[Scan], fields: Sequence[str]) -> dict[str, Record]:
+        """The products the scans' codes name, by code (a code no product carries is absent)."""
+        codes = sorted({s.qr_code for s in scans})
+        return {p["qr_code"]: p for p in self._where("products", tuple(dict.fromkeys((*fields, "qr_code"))), "qr_code", codes)}
 
     def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
-        """One write transaction for the group: one journal sync instead of one per scan."""
+        """One write transaction for the group: one journal sync instead of one per scan. The
+        products are read inside it, so a scan is recorded exactly when its product is answered."""
         conn = self._conn()
         with _write_transaction(conn):
-            conn.executemany(_INSERT_SCAN, [_scan_row(s) for s in scans])
-        codes = sorted({s.qr_code for s in scans})
-        by_code = {p["qr_code"]: p for p in self._where("products", SCANNED_FIELDS, "qr_code", codes)}
-        return [by_code.get(s.qr_code) for s in scans]
+            by_code = self._products_of(scans, SCANNED_FIELDS)
+            conn.executemany(_INSERT_SCAN, [_scan_row(s) for s in scans if s.qr_code in by_code])
+        return [_only(by_code.get(s.qr_code), SCANNED_FIELDS) for s in scans]
 
     def record_scans(self, scans: Sequence[Scan]) -> Ingested:
-        """A row whose id is already stored is skipped (only that conflict: nothing else is ignored)."""
+        """A row whose id is already stored is skipped (only that conflict: nothing else is
+        ignored); a row whose code names no product is not recorded, and its position returned."""
         conn = self._conn()
         with _write_transaction(conn):
+            by_code = self._products_of(scans, ("user_id",))
             before = conn.total_changes
             conn.executemany(_INSERT_SCAN + f" ON CONFLICT ({_col('qr_code_access', 'id')}) DO NOTHING",
-                             [_scan_row(s) for s in scans])
+                             [_scan_row(s) for s in scans if s.qr_code in by_code])
             inserted = conn.total_changes - before
-        codes = sorted({s.qr_code for s in scans})
-        owners = self._where("products", ("user_id",), "qr_code", codes)
-        return Ingested(inserted, tuple(sorted({o["user_id"] for o in owners})))
+        unknown = tuple(n for n, s in enumerate(scans) if s.qr_code not in by_code)
+        return Ingested(inserted, tuple(sorted({p["user_id"] for p in by_code.values()})), unknown)
 
     # -- QR scan analytics -----------------------------------------------------------------
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:

@@ -76,8 +76,8 @@ class AsyncPostgresHotPaths:
         return q.scanned_by_position(len(scans), await self._rows(q.scan_many(scans)))
 
     async def record_scans(self, scans: Sequence[Scan]) -> Ingested:
-        ((inserted, brands),) = await self._rows(q.record_scans(scans))
-        return Ingested(inserted, tuple(brands))
+        ((inserted, brands, unknown),) = await self._rows(q.record_scans(scans))
+        return Ingested(inserted, tuple(brands), tuple(n - 1 for n in unknown))
 
     async def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:
         start, end = window(days, now)

@@ -97,8 +97,8 @@ class PostgresHotPaths:
         return q.scanned_by_position(len(scans), self._rows(q.scan_many(scans)))
 
     def record_scans(self, scans: Sequence[Scan]) -> Ingested:
-        ((inserted, brands),) = self._rows(q.record_scans(scans))
-        return Ingested(inserted, tuple(brands))
+        ((inserted, brands, unknown),) = self._rows(q.record_scans(scans))
+        return Ingested(inserted, tuple(brands), tuple(n - 1 for n in unknown))
 
     def product_by_qr(self, qr_code: str) -> Record | None:
         rows = self._rows(q.product_by_qr(qr_code))

@@ -108,9 +108,13 @@ def product(product_id: str) -> Statement:
 
 
 # -- scans -----------------------------------------------------------------------------------
+# Only scans of a code some product carries are recorded: a scan of anything else says nothing
+# about a product, and recording it would let anyone fill the table with made-up codes.
+_KNOWN = sql.SQL("EXISTS (SELECT 1 FROM products p WHERE p.qr_code = input.qr_code)")
 _INSERT_SCANS = sql.SQL(
     "INSERT INTO qr_code_access (id, qr_code, ip_address, user_agent, accessed_at) "
-    "SELECT coalesce(id, gen_random_uuid()), qr_code, ip_address, user_agent, accessed_at FROM input")
+    "SELECT coalesce(id, gen_random_uuid()), qr_code, ip_address, user_agent, accessed_at FROM input "
+    "WHERE {}").format(_KNOWN)
 _INPUT = sql.SQL(
     "input AS (SELECT * FROM unnest(%(ids)s::uuid[], %(codes)s::text[], %(ips)s::inet[], %(agents)s::text[], "
     "%(times)s::timestamptz[]) WITH ORDINALITY AS i(id, qr_code, ip_address, user_agent, accessed_at, n))")
@@ -123,11 +127,12 @@ def _arrays(scans: Sequence[Scan]) -> dict[str, list[Any]]:
 
 
 def scan(one: Scan) -> Statement:
-    """Record the access and read the scanned product in one statement."""
+    """Read the scanned product and record the access, only if there is one, in one statement."""
     return Statement(sql.SQL(
-        "WITH recorded AS (INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
-        "VALUES (%s, %s, %s, %s)) SELECT {} FROM products WHERE qr_code = %s").format(_cols(SCANNED_FIELDS)),
-        (one.qr_code, one.ip_address, one.user_agent, one.moment(), one.qr_code))
+        "WITH found AS (SELECT {} FROM products WHERE qr_code = %s), "
+        "recorded AS (INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
+        "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM found)) SELECT * FROM found").format(
+        _cols(SCANNED_FIELDS)), (one.qr_code, one.qr_code, one.ip_address, one.user_agent, one.moment()))
 
 
 def scan_many(scans: Sequence[Scan]) -> Statement:
@@ -135,7 +140,7 @@ def scan_many(scans: Sequence[Scan]) -> Statement:
 
     One multi-row INSERT from arrays (one parameter per column, whatever the batch size) is one
     transaction and one WAL flush for the whole group. Rows come back as (ordinal, fields...)
-    for the scans whose code names a product.
+    for the scans whose code names a product; the others are not recorded.
     """
     return Statement(sql.SQL(
         "WITH {input}, recorded AS ({insert}) "
@@ -144,16 +149,18 @@ def scan_many(scans: Sequence[Scan]) -> Statement:
 
 
 def record_scans(scans: Sequence[Scan]) -> Statement:
-    """Batch ingestion: rows with a client id already stored (a retried batch) are skipped.
+    """Batch ingestion: rows with a client id already stored (a retried batch) are skipped, and
+    rows whose code names no product are not recorded.
 
-    Returns one row: how many were inserted, and the brands whose products were scanned (for
-    the cache's analytics invalidation).
+    Returns one row: how many were inserted, the brands whose products were scanned (for the
+    cache's analytics invalidation), and the ordinals of the rows with an unknown code.
     """
     return Statement(sql.SQL(
         "WITH {input}, recorded AS ({insert} ON CONFLICT DO NOTHING RETURNING qr_code) "
         "SELECT (SELECT count(*) FROM recorded), "
-        "ARRAY(SELECT DISTINCT p.user_id::text FROM products p WHERE p.qr_code IN (SELECT qr_code FROM recorded))"
-    ).format(input=_INPUT, insert=_INSERT_SCANS), _arrays(scans))
+        "ARRAY(SELECT DISTINCT p.user_id::text FROM products p WHERE p.qr_code IN (SELECT qr_code FROM recorded)), "
+        "ARRAY(SELECT input.n FROM input WHERE NOT {known} ORDER BY input.n)"
+    ).format(input=_INPUT, insert=_INSERT_SCANS, known=_KNOWN), _arrays(scans))
 
 
 def product_by_qr(qr_code: str) -> Statement:
@@ -161,9 +168,10 @@ def product_by_qr(qr_code: str) -> Statement:
 
 
 def record_scan(one: Scan) -> Statement:
+    """The write alone (a caller found the product in its cache); still only for a known code."""
     return Statement(sql.SQL("INSERT INTO qr_code_access (qr_code, ip_address, user_agent, accessed_at) "
-                             "VALUES (%s, %s, %s, %s)"),
-                     (one.qr_code, one.ip_address, one.user_agent, one.moment()))
+                             "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM products WHERE qr_code = %s)"),
+                     (one.qr_code, one.ip_address, one.user_agent, one.moment(), one.qr_code))
 
 
 def scanned(row: Sequence[Any]) -> Record:

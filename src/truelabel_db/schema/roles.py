@@ -1,8 +1,9 @@
 """Least privilege: the roles the app and read-only users run as, never the migration's owner.
 
 - ``app`` (NOLOGIN, a group): reads and writes rows of the application's tables, reads the
-  dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, nothing in
-  ``truelabel_meta`` (the quarantine holds original values).
+  dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, no table of
+  ``truelabel_meta`` (the quarantine holds original values): only the two definer functions
+  that check the service's API keys (usage of the schema, execute on those two).
 - ``readonly`` (NOLOGIN): SELECT on the same tables and the view, for reports and replicas.
 - an optional LOGIN role that is a member of ``app``. Its password comes from an environment
   variable and is hashed here (SCRAM-SHA-256, by libpq) before it is sent, so the cleartext is
@@ -25,6 +26,7 @@ from truelabel_db.schema.mapping import TABLES
 APP_EXTRA_TABLES = ("cache_entries",)
 DASHBOARD_VIEW = "brand_dashboard_stats"
 REFRESH_FUNCTION = "refresh_dashboard_stats"
+META_SCHEMA, KEY_LOOKUP, KEY_ANY = "truelabel_meta", "lookup_api_key", "has_active_api_key"
 
 
 @dataclass
@@ -72,6 +74,10 @@ def _grant(conn: psycopg.Connection, app: str, readonly: str, report: RolesRepor
         sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(tables, sql.Identifier(app)),
         sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(sql.Identifier(REFRESH_FUNCTION),
                                                                sql.Identifier(app)),
+        # the service checks API keys through two definer functions, never the table itself
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(META_SCHEMA), sql.Identifier(app)),
+        sql.SQL("GRANT EXECUTE ON FUNCTION {}(text), {}() TO {}").format(
+            sql.Identifier(META_SCHEMA, KEY_LOOKUP), sql.Identifier(META_SCHEMA, KEY_ANY), sql.Identifier(app)),
     ]
     for statement in statements:
         conn.execute(statement)

@@ -15,27 +15,30 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import psycopg
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from psycopg_pool import PoolTimeout
 
 from truelabel_db.cache.stats import hit_ratios
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths.routed import RoutedHotPaths
+from truelabel_db.service.auth import LAB, SERVICE, Authenticator, Guards, Principal
 from truelabel_db.service.backend import Backend, GateHeld, data_error
 from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter, Overloaded
 from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
 from truelabel_db.service.jobs import Jobs
+from truelabel_db.service.limits import MAX_ID, RateLimiter, retry_after
 from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 from truelabel_db.service.scan_endpoint import Answer, ScanRefused, ServiceApp, answer_scan
 
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
 MAX_BATCH_BYTES = 4 << 20
+Identifier = Annotated[str, Path(max_length=MAX_ID, description=f"at most {MAX_ID} characters")]
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -59,11 +62,12 @@ def create_app(config: ServiceConfig) -> ServiceApp:
                                    GroupCommitConfig(window=config.group_commit_window,
                                                      max_batch=config.group_commit_max),
                                    data_error=data_error).start()
-        state.update(backend=backend, committer=committer, jobs=Jobs(backend).start())
+        state.update(backend=backend, committer=committer, jobs=Jobs(backend).start(), auth=Authenticator(config))
         yield
         await committer.close()
         state["jobs"].stop()
         await backend.close()
+        state["auth"].close()
 
     app = FastAPI(title="True Label reference service", version="1", lifespan=lifespan,
                   description="True Label's hot paths on the legacy SQLite or the optimized PostgreSQL, "
@@ -72,19 +76,24 @@ def create_app(config: ServiceConfig) -> ServiceApp:
     def backend() -> Backend:
         return state["backend"]
 
+    guards = Guards(lambda: state["auth"])
+    limiter = RateLimiter(config.scan_rate, config.scan_burst)
+
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, exc: Overloaded) -> Response:
         """Shed load at once (503, retry shortly) rather than queue what a client will give up on."""
         return Response(orjson.dumps({"detail": str(exc)}), status_code=503, media_type="application/json",
                         headers={"Retry-After": "1"})
 
-    @app.get("/health", summary="Which database is serving, and whether it answers")
-    def health() -> dict[str, Any]:
+    @app.get("/health", summary="Whether the service answers; the details for a service or admin key")
+    def health(principal: Principal | None = Depends(guards.optional)) -> dict[str, Any]:
         current = backend().current
         try:
             current.paths.brands(1)
         except Exception as exc:
             raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
+        if principal is None or not principal.allows(SERVICE):
+            return {"status": "ok"}   # a load balancer's probe learns nothing more
         stats = current.cache.stats.snapshot() if current.cache else {}
         return {"status": "ok", "database": current.paths.kind, "primary_epoch": current.epoch,
                 "switches": backend().switches, "gate_waits": backend().gate_waits,
@@ -97,14 +106,14 @@ def create_app(config: ServiceConfig) -> ServiceApp:
                 "reads": dict(current.paths.reads) if isinstance(current.paths, RoutedHotPaths) else None,
                 "replicas": ([r.to_dict() for r in current.paths.router.states()]
                              if isinstance(current.paths, RoutedHotPaths) else None),
-                "pid": os.getpid()}
+                "rate_limited": limiter.refused, "pid": os.getpid()}
 
     @app.get("/products", summary="The newest products with their validations and brand")
     async def products(limit: int = Query(1000, ge=1, le=5000)) -> Any:
         return _json(await backend().current.aio.product_list(limit))
 
     @app.get("/products/{product_id}", summary="One product with its validations and brand")
-    async def product(product_id: str) -> Any:
+    async def product(product_id: Identifier) -> Any:
         found = await backend().current.aio.product(product_id)
         if found is None:
             raise HTTPException(404, "no such product")
@@ -119,6 +128,10 @@ def create_app(config: ServiceConfig) -> ServiceApp:
         return None
 
     async def answer(body: bytes, agent: str | None, host: str | None) -> Answer:
+        wait = limiter.take(host)
+        if wait:
+            return 429, orjson.dumps({"detail": "too many scans from this address; retry later"}), {
+                "Retry-After": retry_after(wait)}
         return await answer_scan(state["committer"].submit, body, agent, host, scan_refusal)
 
     @app.post("/scans", summary="A consumer scanned a QR code: record the scan, answer with the product",
@@ -134,6 +147,8 @@ def create_app(config: ServiceConfig) -> ServiceApp:
         return Response(payload, status_code=status, headers=headers, media_type="application/json")
 
     @app.post("/scans/batch", summary="Many scans at once (edge collectors, offline apps); each row judged alone",
+              description="Needs a service key: a row may set its own address, time and id.",
+              dependencies=[Depends(guards.scoped(SERVICE))],
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["scans"],
                   "properties": {"scans": {"type": "array", "maxItems": config.batch_max_rows,
@@ -153,18 +168,23 @@ def create_app(config: ServiceConfig) -> ServiceApp:
             raise _unavailable(exc) from exc
         return _json(report.to_dict(), 200 if report.accepted or not report.rejected else 422)
 
-    @app.get("/brands/{brand_id}/analytics", summary="Scans per day and top products of a brand")
-    async def analytics(brand_id: str, days: int = Query(30, ge=1, le=366)) -> Any:
+    brand_reader = [Depends(guards.brand_reader())]
+
+    @app.get("/brands/{brand_id}/analytics", summary="Scans per day and top products of a brand",
+             description="Needs that brand's key (brand:<id>), or a service or admin key.", dependencies=brand_reader)
+    async def analytics(brand_id: Identifier, days: int = Query(30, ge=1, le=366)) -> Any:
         return _json(await backend().current.aio.qr_analytics(brand_id, days))
 
-    @app.get("/brands/{brand_id}/dashboard", summary="A brand's dashboard figures")
-    async def dashboard(brand_id: str) -> Any:
+    @app.get("/brands/{brand_id}/dashboard", summary="A brand's dashboard figures",
+             description="Needs that brand's key (brand:<id>), or a service or admin key.", dependencies=brand_reader)
+    async def dashboard(brand_id: Identifier) -> Any:
         found = await backend().current.aio.brand_dashboard(brand_id)
         if found is None:
             raise HTTPException(404, "no such brand")
         return _json(found)
 
-    @app.get("/validations/queue", summary="Open validation requests, most urgent first")
+    @app.get("/validations/queue", summary="Open validation requests, most urgent first",
+             description="Needs a lab, service or admin key.", dependencies=[Depends(guards.scoped(LAB, SERVICE))])
     async def queue(limit: int = Query(100, ge=1, le=1000)) -> Any:
         return _json(await backend().current.aio.validation_queue(limit))
 
@@ -175,7 +195,8 @@ def create_app(config: ServiceConfig) -> ServiceApp:
 
     own_metrics = registry(backend, lambda: state["committer"].stats)
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (a service or admin key)",
+             dependencies=[Depends(guards.scoped(SERVICE))])
     def metrics() -> Response:
         return Response(exposition(own_metrics), media_type=CONTENT_TYPE_LATEST)
 

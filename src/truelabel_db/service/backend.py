@@ -39,6 +39,7 @@ from truelabel_db.hotpaths.cached_async import AsyncCachedHotPaths
 from truelabel_db.hotpaths.postgres_async import AsyncPostgresHotPaths
 from truelabel_db.hotpaths.routed import RoutedHotPaths
 from truelabel_db.service.config import ServiceConfig
+from truelabel_db.service.primary_choice import locator_for
 
 T = TypeVar("T")
 GRACE_SECONDS = 30.0
@@ -46,6 +47,10 @@ GRACE_SECONDS = 30.0
 
 class GateHeld(Exception):
     """The cutover gate stayed up longer than a write may wait."""
+
+
+class GateUnknown(GateHeld):
+    """The cutover gate cannot be read (Redis unreachable): a write is refused, never guessed."""
 
 
 def data_error(exc: BaseException) -> bool:
@@ -64,14 +69,6 @@ class Current:
     synchronous_commit: str | None = None
 
 
-def postgres_url_for(primary: Primary, configured: str | None) -> str:
-    """The configured URL (it carries credentials) when it names the same server and database."""
-    if configured:
-        return configured
-    user_host, _, dbname = primary.locator.partition("/")
-    return f"postgresql://{user_host}/{dbname}"
-
-
 class Backend:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
@@ -79,6 +76,7 @@ class Backend:
                      if config.redis_url or config.primary_file else None)
         self.switches = 0
         self.gate_waits = 0
+        self._refused = -1                # the epoch of a published primary refused (logged once)
         self._switching = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
@@ -88,8 +86,11 @@ class Backend:
     async def start(cls, config: ServiceConfig) -> "Backend":
         backend = cls(config)
         published = await in_thread(backend._published) if config.follow_primary else None
-        locator = backend._locator(published) if published else config.database
-        backend.current = await backend._open(locator, published.epoch if published else 0)
+        locator = backend._locator(published) if published else None
+        if published is not None and locator is None:
+            backend._refused = published.epoch
+        epoch = published.epoch if published is not None and locator else 0
+        backend.current = await backend._open(locator or config.database, epoch)
         if backend.gate is not None and config.follow_primary:
             backend._watcher = asyncio.create_task(backend._watch(), name="primary-watch")
         return backend
@@ -135,11 +136,9 @@ class Backend:
             return None
         return self.gate.current_primary()
 
-    def _locator(self, primary: Primary) -> str:
-        if primary.kind == "postgresql":
-            return postgres_url_for(primary, self.config.postgres_url or
-                                    (self.config.database if is_postgres_url(self.config.database) else None))
-        return primary.locator
+    def _locator(self, primary: Primary) -> str | None:
+        """A configured database only; None when the published primary names another."""
+        return locator_for(primary, self.config)
 
     async def _watch(self) -> None:
         while True:
@@ -153,12 +152,16 @@ class Backend:
         """Switch if the published primary moved; True if it did."""
         if published is None:
             published = await in_thread(self._published)
-        if published is None or published.epoch == self.current.epoch:
+        if published is None or published.epoch in (self.current.epoch, self._refused):
             return False
         async with self._switching:
-            if published.epoch == self.current.epoch:
+            if published.epoch in (self.current.epoch, self._refused):
                 return False
-            old, self.current = self.current, await self._open(self._locator(published), published.epoch)
+            locator = self._locator(published)
+            if locator is None:
+                self._refused = published.epoch
+                return False
+            old, self.current = self.current, await self._open(locator, published.epoch)
             self.switches += 1
         self._close_later(old, GRACE_SECONDS)
         return True
@@ -202,10 +205,10 @@ class Backend:
                 self.gate_waits += 1
                 if not self.gate.wait_writable(self.config.gate_wait):
                     raise GateHeld("a cutover holds writes; retry in a few seconds")
-        except GateError:
-            # Redis is unreachable: no gate to honour. Writing is still safe: once a cutover
-            # has moved the primary, the SQLite fence refuses the write and we switch.
-            pass
+        except GateError as exc:
+            # Redis is unreachable: a cutover may be holding writes right now. Refuse (503, retry)
+            # rather than guess, as client.py tells every app to; reads go on.
+            raise GateUnknown("the cutover gate cannot be read (Redis unreachable); retry shortly") from exc
         return self._published() if self.config.follow_primary else None
 
     async def _wait_for_switch(self) -> None:

@@ -22,6 +22,7 @@ class ServiceConfig:
     primary_file: str | None = None       # the cutover's primary file, when Redis is not used
     follow_primary: bool = True
     postgres_url: str | None = None       # credentials for the primary the cutover publishes
+    legacy_path: str | None = None        # the legacy file a rollback may move a PostgreSQL-started service to
     replicas: tuple[str, ...] = ()
     replica_max_lag: float = 5.0
     gate_wait: float = 5.0                # how long a write is held while the gate is up
@@ -39,6 +40,10 @@ class ServiceConfig:
     warm_products: int = 100              # the most scanned products (plan §4.3: 100)
     warm_brands: int = 50                 # dashboards of that many brands
     legacy_mode: str = "best"
+    admin_token_sha256: str | None = None # SHA-256 of TRUELABEL_ADMIN_TOKEN (the token itself never travels)
+    auth_cache_seconds: float = 30.0      # how long a key's verdict is remembered (a revocation's delay)
+    scan_rate: float = 20.0               # scans a second per client address (0: no limit)
+    scan_burst: int = 40                  # scans a client address may send at once
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -154,24 +154,33 @@ class IngestReport:
                              for r in sorted(self.rejected, key=lambda r: r.index)]}
 
 
+UNKNOWN_CODE = "qr_code: unknown (no product carries this code); not recorded"
+
+
 async def ingest(batch: Batch, write: Callable[[Sequence[Scan]], Awaitable[Ingested]],
                  data_error: Callable[[BaseException], bool]) -> IngestReport:
     """Write the valid rows in one transaction; if the database refuses one row's data, write
-    them one by one so that only that row is rejected (with the database's reason)."""
+    them one by one so that only that row is rejected (with the database's reason). A row whose
+    code names no product is rejected too: the database did not record it."""
     if not batch.scans:
         return IngestReport(0, 0, batch.rejected)
     try:
         ingested = await write(batch.scans)
-        return IngestReport(len(batch.scans), ingested.inserted, batch.rejected)
+        unknown = [Rejected(batch.indexes[n], UNKNOWN_CODE) for n in ingested.unknown]
+        return IngestReport(len(batch.scans) - len(unknown), ingested.inserted, batch.rejected + unknown)
     except Exception as exc:
         if not data_error(exc):
             raise
     inserted, rejected = 0, list(batch.rejected)
     for index, scan in zip(batch.indexes, batch.scans):
         try:
-            inserted += (await write([scan])).inserted
+            one = await write([scan])
         except Exception as exc:
             if not data_error(exc):
                 raise
             rejected.append(Rejected(index, "refused by the database: " + (str(exc).splitlines() or ["?"])[0]))
+            continue
+        inserted += one.inserted
+        if one.unknown:
+            rejected.append(Rejected(index, UNKNOWN_CODE))
     return IngestReport(len(batch.scans) - (len(rejected) - len(batch.rejected)), inserted, rejected)

@@ -21,9 +21,11 @@ import orjson
 
 from truelabel_db.hotpaths.base import Scan
 from truelabel_db.hotpaths.shape import Record
+from truelabel_db.service.limits import MAX_SCAN_BODY
 
-MAX_BODY = 16 * 1024
+MAX_BODY = MAX_SCAN_BODY
 MAX_CODE, MAX_AGENT = 200, 500
+UNKNOWN_ANSWER = orjson.dumps({"recorded": False, "detail": "no product carries this QR code"})
 Submit = Callable[[Scan], Awaitable[Record | None]]
 Answer = tuple[int, bytes, dict[str, str]]
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -77,6 +79,8 @@ async def answer_scan(submit: Submit, body: bytes, agent_header: str | None, cli
         if refused is None:
             raise
         return refused.status, orjson.dumps({"detail": str(refused)}), refused.headers
+    if found is None:   # not recorded: a code no product carries says nothing about a product
+        return 404, UNKNOWN_ANSWER, {}
     return 200, orjson.dumps({"recorded": True, "product": found}), {}
 
 

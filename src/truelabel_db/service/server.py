@@ -1,7 +1,8 @@
 """Running the service: uvicorn's worker processes, and PgBouncer in front of PostgreSQL if asked.
 
 ``serve(config, ...)`` is what ``truelabel-db serve`` calls. It checks the database first (a
-wrong path or URL is one line, not a worker's traceback), starts PgBouncer when ``pooler`` is
+wrong path or URL is one line, not a worker's traceback), refuses to listen beyond loopback
+while no credential exists (no active API key, no admin token), starts PgBouncer when ``pooler`` is
 given (the workers then connect through it, without server-side prepared statements), runs
 uvicorn until it is stopped, and stops the pooler after it. Idle keep-alive connections are
 kept ``keep_alive`` seconds (uvicorn's default, 5 s, is shorter than a person's think time:
@@ -15,10 +16,23 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from truelabel_db.errors import ConfigError
+from truelabel_db.errors import ConfigError, NoCredentialsError
 from truelabel_db.hotpaths import is_postgres_url, open_hot_paths
+from truelabel_db.service.auth import ADMIN_TOKEN_ENV, credentials_configured
 from truelabel_db.service.config import CONFIG_ENV, ServiceConfig
 from truelabel_db.service.pgbouncer import PgBouncer, PoolerSettings
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def refuse_unprotected(config: ServiceConfig, host: str) -> None:
+    """Beyond loopback, only with credentials someone can hold: else brand data and the queue
+    would be served to nobody, and an operator would be tempted to switch the checks off."""
+    if host in LOOPBACK or credentials_configured(config):
+        return
+    raise NoCredentialsError(f"refusing to listen on {host}: no API key is active and {ADMIN_TOKEN_ENV} is not set "
+                             "(create one with `truelabel-db keys create --scope service`)")
 
 
 def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -27,6 +41,7 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8000, w
     import uvicorn
 
     open_hot_paths(config.database, mode=config.legacy_mode, pool_size=1).close()  # fail now, in one line
+    refuse_unprotected(config, host)
     bouncer = None
     if pooler is not None:
         if not is_postgres_url(config.database):
