@@ -64,7 +64,8 @@ class AsyncPostgresHotPaths:
         return orjson.loads(document)
 
     async def product_list(self, limit: int = 1000) -> list[Record]:
-        return await self._document(q.product_list(limit))
+        products: list[Record] = await self._document(q.product_list(limit))
+        return products
 
     async def product(self, product_id: str) -> Record | None:
         if not q.is_uuid(product_id):
@@ -88,7 +89,8 @@ class AsyncPostgresHotPaths:
         async with self.pool.connection() as conn, conn.pipeline():
             days_cur = await conn.execute(per_day.query, per_day.params)
             top_cur = await conn.execute(top.query, top.params)
-            per_day_rows, top_rows = dict(await days_cur.fetchall()), await top_cur.fetchall()
+            per_day_rows: dict[Any, Any] = dict(await days_cur.fetchall())
+            top_rows = await top_cur.fetchall()
         return analytics_answer(brand_id, start, end, per_day_rows, q.top_products(top_rows))
 
     async def brand_dashboard(self, brand_id: str) -> Record | None:

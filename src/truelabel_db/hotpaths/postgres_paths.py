@@ -24,7 +24,7 @@ from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths import postgres_sql as q
 from truelabel_db.hotpaths.base import Ingested, Scan, analytics_answer, window
 from truelabel_db.hotpaths.shape import Record
-from truelabel_db.postgres import describe, redact
+from truelabel_db.postgres import describe, one, redact
 
 PoolOrUrl = ConnectionPool | str
 NOT_REFRESHED = ("brand_dashboard_stats has never been refreshed: "
@@ -71,7 +71,7 @@ class PostgresHotPaths:
 
     def _document(self, statement: q.Statement) -> Any:
         with self.pool.connection() as conn:
-            (document,) = conn.execute(statement.query, statement.params).fetchone()
+            (document,) = one(conn.execute(statement.query, statement.params))
         return orjson.loads(document)
 
     def synchronous_commit(self) -> str:
@@ -80,7 +80,8 @@ class PostgresHotPaths:
 
     # -- the product list and detail -------------------------------------------------------
     def product_list(self, limit: int = 1000) -> list[Record]:
-        return self._document(q.product_list(limit))
+        products: list[Record] = self._document(q.product_list(limit))
+        return products
 
     def product(self, product_id: str) -> Record | None:
         if not q.is_uuid(product_id):
@@ -119,7 +120,8 @@ class PostgresHotPaths:
         with self.pool.connection() as conn, conn.pipeline():
             days_cur = conn.execute(per_day.query, per_day.params)
             top_cur = conn.execute(top.query, top.params)
-            per_day_rows, top_rows = dict(days_cur.fetchall()), top_cur.fetchall()
+            per_day_rows: dict[Any, Any] = dict(days_cur.fetchall())
+            top_rows = top_cur.fetchall()
         return analytics_answer(brand_id, start, end, per_day_rows, q.top_products(top_rows))
 
     # -- a brand's dashboard ---------------------------------------------------------------

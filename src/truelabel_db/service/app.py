@@ -74,7 +74,8 @@ def create_app(config: ServiceConfig) -> ServiceApp:
                               "cached in layers, honouring the cutover gate.")
 
     def backend() -> Backend:
-        return state["backend"]
+        current: Backend = state["backend"]
+        return current
 
     guards = Guards(lambda: state["auth"])
     limiter = RateLimiter(config.scan_rate, config.scan_burst)

@@ -20,6 +20,7 @@ from truelabel_db.cache.warming import Warmer
 from truelabel_db.hotpaths import PostgresHotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
 from truelabel_db.hotpaths.routed import RoutedHotPaths
+from truelabel_db.postgres import one
 from truelabel_db.service.backend import Backend
 
 REFRESH_LOCK = 0x74_6C_64_62  # "tldb": one refresher at a time across processes
@@ -41,7 +42,7 @@ def refresh_dashboard(paths: PostgresHotPaths) -> bool:
     job (``truelabel-db maintain run refresh-views``) runs as the owner and records its runs.
     """
     with paths.pool.connection() as conn, conn.transaction():
-        locked = conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock(%s)"), (REFRESH_LOCK,)).fetchone()[0]
+        locked = one(conn.execute(sql.SQL("SELECT pg_try_advisory_xact_lock(%s)"), (REFRESH_LOCK,)))[0]
         if not locked:
             return False
         conn.execute(sql.SQL("SELECT refresh_dashboard_stats()"))

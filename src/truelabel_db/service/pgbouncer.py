@@ -140,7 +140,7 @@ class PgBouncer:
                 if time.monotonic() > deadline:
                     self.stop()
                     reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                    where = describe(make_conninfo(**self.upstream))
+                    where = describe(make_conninfo("", **self.upstream))
                     raise TargetError(f"PgBouncer cannot reach PostgreSQL {where}: {reason}") from exc
                 time.sleep(0.1)
 
