@@ -11,14 +11,20 @@ import pytest
 import redis
 
 REDIS_URL = os.environ.get("TRUELABEL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-# Which database of that server the tests own (two checkouts testing at once pick different ones).
+# Which database of that server the tests own (two checkouts testing at once pick different ones);
+# under pytest-xdist each worker takes the next one (gw0: 13, gw1: 14, ...).
 REDIS_DB = int(os.environ.get("TRUELABEL_TEST_REDIS_DB", "13"))
 
 
+def _worker_database() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return REDIS_DB + int(worker.removeprefix("gw") or 0)
+
+
 @pytest.fixture
-def redis_url(worker_id: str = "main") -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     """A database of the test server of its own (13 unless told), flushed before and after."""
-    url = f"{REDIS_URL}/{REDIS_DB}"
+    url = f"{REDIS_URL}/{_worker_database()}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:
