@@ -163,6 +163,13 @@ class RedisLayer:
 
         return bool(self._call(drop, default=False))
 
+    def get_raw(self, name: str) -> str | None:
+        raw = self._call(self.client.get, name)
+        return None if raw is None else bytes(raw).decode()
+
+    def set_raw(self, name: str, value: str, ttl: float) -> None:
+        self._call(self.client.set, name, value, px=int(ttl * 1000))
+
     def publish(self, message: dict[str, Any]) -> bool:
         return self._call(self.client.publish, CHANNEL, json.dumps(message)) is not None
 

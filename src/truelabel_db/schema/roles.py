@@ -1,7 +1,8 @@
 """Least privilege: the roles the app and read-only users run as, never the migration's owner.
 
 - ``app`` (NOLOGIN, a group): reads and writes rows of the application's tables, reads the
-  dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, nothing in
+  dashboard view, calls ``refresh_dashboard_stats()`` and the two functions through which the
+  cache's listener reads and trims the change log; no DDL, no TRUNCATE, no table of
   ``truelabel_meta`` (the quarantine holds original values).
 - ``readonly`` (NOLOGIN): SELECT on the same tables and the view, for reports and replicas.
 - an optional LOGIN role that is a member of ``app``. Its password comes from an environment
@@ -25,6 +26,8 @@ from truelabel_db.schema.mapping import TABLES
 APP_EXTRA_TABLES = ("cache_entries",)
 DASHBOARD_VIEW = "brand_dashboard_stats"
 REFRESH_FUNCTION = "refresh_dashboard_stats"
+META_SCHEMA = "truelabel_meta"
+CACHE_LOG_FUNCTIONS = (("cache_changes_since", "pg_snapshot"), ("trim_cache_changes", "interval"))
 
 
 @dataclass
@@ -72,6 +75,12 @@ def _grant(conn: psycopg.Connection, app: str, readonly: str, report: RolesRepor
         sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(tables, sql.Identifier(app)),
         sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(sql.Identifier(REFRESH_FUNCTION),
                                                                sql.Identifier(app)),
+        # The service's cache listener reads and trims the change log through these two
+        # definer functions only: no table of truelabel_meta becomes readable.
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(META_SCHEMA), sql.Identifier(app)),
+        *[sql.SQL("GRANT EXECUTE ON FUNCTION {}({}) TO {}").format(
+            sql.Identifier(META_SCHEMA, name), sql.SQL(args), sql.Identifier(app))
+          for name, args in CACHE_LOG_FUNCTIONS],
     ]
     for statement in statements:
         conn.execute(statement)
