@@ -7,7 +7,8 @@ and detach them, and read the log as a listener does, by snapshot.
 Statement-level with transition tables rather than per row: the follower and the app's batch
 writes change many rows in one statement, and a scan group commit inserts up to 1000 rows at
 once; one trigger call per statement logs each brand or product once, where a row trigger paid a
-function call and an insert per row (BENCHMARKS.md, "cache by database events").
+function call and an insert per row. Scans log only their distinct codes; ``sweep`` finds
+their brands, so that the hottest write pays no join (BENCHMARKS.md, ``bench cache``).
 
 The copy detaches them before it loads and attaches them after (``copy.finalize``): the
 initial load fires nothing.
