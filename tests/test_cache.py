@@ -18,7 +18,6 @@ from psycopg_pool import ConnectionPool
 from tests.fix_redis import PrivateRedis
 from truelabel_db.cache import CacheConfig, LayeredCache
 from truelabel_db.cache.invalidation import Invalidator, plan
-from truelabel_db.cache.keys import groups_of
 from truelabel_db.errors import ConfigError
 from truelabel_db.schema.ddl import apply_schema
 
@@ -56,11 +55,6 @@ class Counting:
             self.calls += 1
         time.sleep(self.pause)
         return self.value
-
-
-def test_a_key_belongs_to_every_prefix_group() -> None:
-    assert groups_of("products:user:42:page:1") == [
-        "products:*", "products:user:*", "products:user:42:*", "products:user:42:page:*"]
 
 
 def test_a_redis_hit_is_promoted_to_memory(cache: LayeredCache) -> None:
@@ -220,7 +214,7 @@ def test_without_redis_the_cache_serves_from_memory_the_table_or_the_loader(pool
 def test_rules_map_events_to_keys_groups_and_delayed_patterns() -> None:
     planned = plan("product:update", {"id": "p1", "userId": "u1", "qrCode": "TL-1"})
     assert planned.keys == ["product:p1", "qr:TL-1", "dashboard:brand:u1"]
-    assert planned.groups == ["products:user:u1:*", "products:latest:*"]
+    assert planned.groups == ["products:user:u1:*", "products:latest:*", "validations:queue:*"]
     assert planned.delayed == [("search:*", 1.0)]
     with pytest.raises(ConfigError, match="needs userId"):
         plan("product:update", {"id": "p1"})

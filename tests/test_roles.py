@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from collections.abc import Iterator
 
 import psycopg
@@ -11,6 +12,7 @@ from psycopg import sql
 
 from tests.fix_db import ADMIN_URL
 from tests.fix_twin import Pair
+from truelabel_db.catalog import cache_changes
 from truelabel_db.hotpaths import PostgresHotPaths, Scan
 from truelabel_db.schema.roles import ensure_roles
 
@@ -88,3 +90,16 @@ def test_the_app_login_checks_an_api_key_but_cannot_read_the_keys(shared_pair: P
         assert api_keys.scopes_of(conn, token) == ("lab",) and api_keys.any_active(conn)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT digest FROM truelabel_meta.api_keys")
+
+
+def test_the_app_login_fires_the_cache_triggers_and_reads_the_change_log(shared_pair: Pair,
+                                                                        roles: dict[str, str]) -> None:
+    with as_role(shared_pair.url, roles["login"]) as conn:
+        since = cache_changes.current_snapshot(conn)
+        product = conn.execute("SELECT id FROM products LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE products SET name = name WHERE id = %s", (product,))
+        changes = cache_changes.sweep(conn, since).changes
+        assert [(c.table, c.key) for c in changes] == [("products", str(product))]
+        cache_changes.trim(conn, timedelta(minutes=15))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM truelabel_meta.cache_changes")

@@ -20,7 +20,7 @@ from truelabel_db.hotpaths.scan_invalidation import ScanInvalidations, window_of
 def cached(shared_pair: Pair, redis_url: str) -> Iterator[CachedHotPaths]:
     paths = PostgresHotPaths(shared_pair.url, max_size=2)
     cache = LayeredCache(redis_url, paths.pool).start()
-    served = CachedHotPaths(paths, cache)
+    served = CachedHotPaths(paths, cache, listen=False)  # the service's own coalescing alone (counted here)
     yield served
     served.close()
     cache.close()

@@ -74,5 +74,9 @@ class InvalidationBus:
 
     def _deliver(self, message: dict[str, Any]) -> None:
         body = json.loads(message["data"])
-        if body.get("origin") != self.origin:
+        if body.get("origin") == self.origin:
+            return
+        if body.get("flush"):
+            self._on_drop()  # another process forgot everything: so must this one's L1
+        else:
             self._on_invalidate(list(body.get("keys", [])), list(body.get("groups", [])))

@@ -28,12 +28,16 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "product:create": (Rule("products:user:{userId}:*"), Rule("products:latest:*"),
                        Rule("dashboard:brand:{userId}"), Rule("search:*", delay=1.0)),
     "product:update": (Rule("product:{id}"), Rule("products:user:{userId}:*"), Rule("products:latest:*"),
-                       Rule("qr:{qrCode}"), Rule("dashboard:brand:{userId}"), Rule("search:*", delay=1.0)),
+                       Rule("qr:{qrCode}"), Rule("dashboard:brand:{userId}"), Rule("validations:queue:*"),
+                       Rule("search:*", delay=1.0)),
     "validation:create": (Rule("product:{productId}"), Rule("products:latest:*"),
                           Rule("validations:queue:*"), Rule("metrics:*")),
     "validation:update": (Rule("product:{productId}"), Rule("products:latest:*"),
                           Rule("validations:queue:*"), Rule("metrics:*")),
     "queue:update": (Rule("validations:queue:*"),),
+    # a brand's name and email are in each of its products' answers (their pages are logged as
+    # product changes by the database, see db_events) and in the product list
+    "user:update": (Rule("dashboard:brand:{userId}"), Rule("products:latest:*")),
     "scan:create": (Rule("analytics:brand:{userId}:*", delay=5.0),),
     "dashboard:refresh": (Rule("dashboard:*"),),
 }
@@ -70,19 +74,36 @@ def plan(event: str, context: dict[str, Any], rules: dict[str, tuple[Rule, ...]]
     return planned
 
 
+def merge(plans: list[Planned]) -> Planned:
+    """Many events' patterns as one invalidation (each pattern once, in first-seen order)."""
+    merged = Planned()
+    for one in plans:
+        merged.keys += [k for k in one.keys if k not in merged.keys]
+        merged.groups += [g for g in one.groups if g not in merged.groups]
+        merged.delayed += [d for d in one.delayed if d not in merged.delayed]
+    return merged
+
+
 class Invalidator:
-    def __init__(self, cache: LayeredCache, rules: dict[str, tuple[Rule, ...]] = RULES) -> None:
-        self.cache, self.rules = cache, rules
+    """Applies rules to a cache. ``publish=False`` for invalidations every process finds by
+    itself (database events): the others need not be told over the bus."""
+
+    def __init__(self, cache: LayeredCache, rules: dict[str, tuple[Rule, ...]] = RULES, *,
+                 publish: bool = True) -> None:
+        self.cache, self.rules, self.publish = cache, rules, publish
         self._pending: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
 
     def invalidate(self, event: str, context: dict[str, Any]) -> Planned:
         planned = plan(event, context, self.rules)
+        self.apply(planned)
+        return planned
+
+    def apply(self, planned: Planned) -> None:
         if planned.keys or planned.groups:
-            self.cache.invalidate(planned.keys, planned.groups)
+            self.cache.invalidate(planned.keys, planned.groups, publish=self.publish)
         for pattern, delay in planned.delayed:
             self._schedule(pattern, delay)
-        return planned
 
     def _schedule(self, pattern: str, delay: float) -> None:
         with self._lock:
@@ -97,9 +118,9 @@ class Invalidator:
         with self._lock:
             self._pending.pop(pattern, None)
         if is_group(pattern):
-            self.cache.invalidate((), [pattern])
+            self.cache.invalidate((), [pattern], publish=self.publish)
         else:
-            self.cache.invalidate([pattern], ())
+            self.cache.invalidate([pattern], (), publish=self.publish)
 
     def flush(self) -> None:
         """Run every pending delayed invalidation now (on shutdown, so none is lost)."""

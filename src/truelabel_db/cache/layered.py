@@ -8,6 +8,13 @@ loader and the others poll L2 for its value (bounded by ``wait``), loading thems
 it never comes. A value whose key was invalidated while it was being computed is returned to
 its caller but not cached.
 
+Input cannot grow the cache: a key that is not ``keys.bounded`` is loaded and never stored,
+and "not found" (``None``) is kept only in this process's bounded L1, for ``negative_ttl``.
+
+With database events (``listener``), invalidations also come from PostgreSQL itself. A process
+whose listener lost its connection is ``suspect``: it empties L1, reads past L2 and L3 to the
+database and fills no L1 until the listener has swept the changes it missed.
+
 Nothing here raises because Redis or the cache table is unavailable: a layer that fails is
 skipped, and the worst case is the loader, i.e. the database.
 """
@@ -26,9 +33,10 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from truelabel_db.cache.bus import InvalidationBus
+from truelabel_db.cache.keys import bounded
 from truelabel_db.cache.memory import MemoryLayer
 from truelabel_db.cache.postgres_layer import PostgresLayer
-from truelabel_db.cache.redis_layer import RedisLayer
+from truelabel_db.cache.redis_layer import UNCACHEABLE, RedisLayer
 from truelabel_db.cache.stats import CacheStats
 
 T = TypeVar("T")
@@ -45,6 +53,7 @@ class CacheConfig:
     wait: float = 5.0           # how long a waiter waits for another process's load
     poll: float = 0.01
     stats_flush: float = 2.0
+    negative_ttl: float = 5.0   # "not found", in L1 only
 
 
 class LayeredCache:
@@ -59,6 +68,7 @@ class LayeredCache:
         self._flights: dict[str, Future[Any]] = {}
         self._flights_lock = threading.Lock()
         self._generation = 0
+        self.suspect = False
         self.bus = (InvalidationBus(redis_url, self.origin, self._remote_invalidation, self._bus_dropped)
                     if redis_url else None)
         self._stop = threading.Event()
@@ -83,12 +93,16 @@ class LayeredCache:
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bool, Any]:
+        if not bounded(key):
+            return False, None
         value = self.l1.get(key)
         if value is not MemoryLayer.MISSING:
             self.stats.hit("l1")
             return True, value
         self.stats.miss("l1")
         generation = self._generation
+        if self.suspect:
+            return False, None
         if self.l2 is not None and self.l2.available:
             found, value = self.l2.get(key)
             if found:
@@ -100,7 +114,7 @@ class LayeredCache:
             found, value, left = self.l3.get(key)
             if found:
                 self.stats.hit("l3")
-                if self.l2 is not None:
+                if self.l2 is not None and generation == self._generation:
                     self.l2.set(key, value, left)
                 self._fill_l1(key, value, left, generation)
                 return True, value
@@ -110,6 +124,11 @@ class LayeredCache:
     # -- writes ----------------------------------------------------------------------------
     def set(self, key: str, value: Any, ttl: float | None = None, persistent: bool = False) -> None:
         ttl = ttl or self.config.default_ttl
+        if not bounded(key):
+            return
+        if value is None:
+            self._fill_l1(key, None, ttl, self._generation)
+            return
         self.l1.set(key, value, ttl)
         if self.l2 is not None:
             self.l2.set(key, value, ttl)
@@ -118,6 +137,9 @@ class LayeredCache:
 
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: float | None = None,
                     persistent: bool = False) -> T:
+        if not bounded(key):
+            self.stats.add("unbounded")
+            return loader()
         found, value = self.get(key)
         if found:
             return value
@@ -144,7 +166,10 @@ class LayeredCache:
     def _load(self, key: str, loader: Callable[[], T], ttl: float, persistent: bool) -> T:
         generation = self._generation
         token = uuid.uuid4().hex
-        locked = self.l2.try_lock(key, token, self.config.lock_ttl) if self.l2 is not None else None
+        locked = self.l2.try_lock(key, token, self.config.lock_ttl, ttl) if self.l2 is not None else None
+        if locked == UNCACHEABLE:
+            self.stats.add("loads")
+            return loader()
         if locked is False:
             found, value = self._wait_for_other_loader(key)
             if found:
@@ -158,11 +183,16 @@ class LayeredCache:
             if locked and self.l2 is not None:
                 self.l2.unlock(key, token)
             raise
+        if value is None:  # not found: this process's L1 only, briefly
+            if locked and self.l2 is not None:
+                self.l2.unlock(key, token)
+            self._fill_l1(key, None, ttl, generation)
+            return value
         if locked and self.l2 is not None and not self.l2.store_if_ours(key, token, value, ttl):
             self.stats.add("discarded")
             return value
-        if not locked and self.l2 is not None:
-            self.l2.set(key, value, ttl)
+        if not locked and self.l2 is not None and generation == self._generation:
+            self.l2.set(key, value, ttl)  # no token guards this store: the generation does
         self._fill_l1(key, value, ttl, generation)
         if persistent and self.l3 is not None:
             self._l3_set(key, value, ttl)
@@ -181,8 +211,11 @@ class LayeredCache:
         return False, None
 
     def _fill_l1(self, key: str, value: Any, ttl: float, generation: int) -> None:
-        """Only if no invalidation reached this process since the value was read or loaded."""
-        if generation == self._generation:
+        """Only if no invalidation reached this process since the value was read or loaded,
+        and only while this process hears every invalidation (not ``suspect``)."""
+        if value is None:
+            ttl = min(ttl, self.config.negative_ttl)
+        if generation == self._generation and not self.suspect:
             self.l1.set(key, value, ttl)
 
     def _l3_set(self, key: str, value: Any, ttl: float) -> None:
@@ -192,18 +225,45 @@ class LayeredCache:
             pass  # L3 is a second chance; losing one write to it loses nothing
 
     # -- invalidation ----------------------------------------------------------------------
-    def invalidate(self, keys: Sequence[str] = (), groups: Sequence[str] = ()) -> None:
-        """Drop keys and groups from every layer here, and from every other process's L1."""
+    def invalidate(self, keys: Sequence[str] = (), groups: Sequence[str] = (), *, publish: bool = True) -> None:
+        """Drop keys and groups from every layer here, and (``publish``) from every other
+        process's L1. Database events are heard by every process itself: they do not publish."""
         self._drop_local(list(keys), list(groups))
         self.stats.add("invalidations")
         if self.l2 is not None:
             self.l2.invalidate(keys, groups)
-            self.l2.publish({"origin": self.origin, "keys": list(keys), "groups": list(groups)})
+            if publish:
+                self.l2.publish({"origin": self.origin, "keys": list(keys), "groups": list(groups)})
         if self.l3 is not None:
             try:
                 self.l3.invalidate(keys, groups)
             except psycopg.Error:
                 pass
+
+    def flush(self) -> None:
+        """Forget everything in every layer (a truncated table; changes that cannot be named)."""
+        self._generation += 1
+        self.l1.clear()
+        self.stats.add("flushes")
+        if self.l2 is not None:
+            self.l2.flush()
+            self.l2.publish({"origin": self.origin, "keys": [], "groups": [], "flush": True})
+        if self.l3 is not None:
+            try:
+                self.l3.invalidate_all()
+            except psycopg.Error:
+                pass
+
+    def mark_suspect(self) -> None:
+        """This process may have missed invalidations: empty L1, read past L2 and L3."""
+        self.suspect = True
+        self._generation += 1
+        self.l1.clear()
+        self.stats.add("suspect")
+
+    def trust_again(self) -> None:
+        """The missed invalidations have been applied: the shared layers may be read again."""
+        self.suspect = False
 
     def _drop_local(self, keys: list[str], groups: list[str]) -> None:
         self._generation += 1

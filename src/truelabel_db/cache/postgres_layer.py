@@ -49,6 +49,10 @@ class PostgresLayer:
             return conn.execute(sql.SQL("DELETE FROM cache_entries WHERE key = ANY(%s) OR tags && %s"),
                                 (list(keys), list(groups))).rowcount
 
+    def invalidate_all(self) -> int:
+        with self.pool.connection() as conn:
+            return conn.execute(sql.SQL("DELETE FROM cache_entries")).rowcount
+
     def purge_expired(self) -> int:
         with self.pool.connection() as conn:
             return conn.execute(sql.SQL("DELETE FROM cache_entries WHERE expires_at <= now()")).rowcount

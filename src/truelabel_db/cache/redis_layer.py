@@ -21,17 +21,36 @@ import redis
 
 from truelabel_db.cache.keys import groups_of
 
-VALUE, LOCK, GROUP = "tl:c:v:", "tl:c:l:", "tl:c:g:"
+VALUE, LOCK, GROUP = "tl:c:v:", "tl:c:l:", "tl:c:z:"
 CHANNEL = "tl:cache:invalidate"
 STATS = "tl:cache:stats"
+GROUP_CAP = 20_000          # members per group; a key that would pass it is not cached
+UNCACHEABLE = -1
 
-# KEYS: lock, groups...; ARGV: token, lock ms, key, group ttl s
-_ACQUIRE = """
-if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-for i = 2, #KEYS do
-  redis.call('sadd', KEYS[i], ARGV[3])
-  if redis.call('ttl', KEYS[i]) < tonumber(ARGV[4]) then redis.call('expire', KEYS[i], ARGV[4]) end
+# A group is a sorted set: member -> when its value expires (ms, Redis's clock). Joining one
+# first forgets members already expired, so a group holds the live keys only, and the group
+# itself expires with its last member. A full group refuses the key (it is then not cached):
+# nothing a client sends can grow a group past GROUP_CAP.
+_JOIN = """
+local function join(first, key, ttl_ms, cap)
+  local t = redis.call('time')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for i = first, #KEYS do
+    redis.call('zremrangebyscore', KEYS[i], '-inf', now)
+    if redis.call('zscore', KEYS[i], key) == false and redis.call('zcard', KEYS[i]) >= cap then return false end
+  end
+  for i = first, #KEYS do
+    redis.call('zadd', KEYS[i], 'GT', now + ttl_ms, key)
+    if redis.call('pttl', KEYS[i]) < ttl_ms then redis.call('pexpire', KEYS[i], ttl_ms) end
+  end
+  return true
 end
+"""
+# KEYS: lock, groups...; ARGV: token, lock ms, key, member ttl ms, cap
+_ACQUIRE = _JOIN + """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+if not join(2, ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])) then return -1 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 # KEYS: lock, value; ARGV: token, value, ttl ms
@@ -41,13 +60,10 @@ redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('del', KEYS[1])
 return 1
 """
-# KEYS: value, groups...; ARGV: value, ttl ms, key, group ttl s
-_STORE = """
+# KEYS: value, groups...; ARGV: value, ttl ms, key, cap
+_STORE = _JOIN + """
+if not join(2, ARGV[3], tonumber(ARGV[2]), tonumber(ARGV[4])) then return 0 end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 2, #KEYS do
-  redis.call('sadd', KEYS[i], ARGV[3])
-  if redis.call('ttl', KEYS[i]) < tonumber(ARGV[4]) then redis.call('expire', KEYS[i], ARGV[4]) end
-end
 return 1
 """
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -55,7 +71,7 @@ _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del'
 _INVALIDATE = """
 local n = 0
 for i = 1, #KEYS do
-  for _, member in ipairs(redis.call('smembers', KEYS[i])) do
+  for _, member in ipairs(redis.call('zrange', KEYS[i], 0, -1)) do
     n = n + redis.call('del', ARGV[1] .. member, ARGV[2] .. member)
   end
   redis.call('del', KEYS[i])
@@ -100,14 +116,20 @@ class RedisLayer:
     def set(self, key: str, value: Any, ttl: float) -> bool:
         groups = [GROUP + g for g in groups_of(key)]
         return bool(self._call(self._store, keys=[VALUE + key, *groups],
-                               args=[_dump(value), int(ttl * 1000), key, int(ttl) + 1], default=0))
+                               args=[_dump(value), int(ttl * 1000), key, GROUP_CAP], default=0))
 
-    def try_lock(self, key: str, token: str, lock_ttl: float) -> bool | None:
-        """True: we load; False: another process loads; None: Redis is not there to ask."""
+    def try_lock(self, key: str, token: str, lock_ttl: float, ttl: float) -> bool | int | None:
+        """True: we load; False: another process loads; None: Redis is not there to ask;
+        ``UNCACHEABLE``: a group of the key is full, load without caching.
+
+        The key joins its groups for as long as the lock and then its value may live (``ttl``),
+        so an invalidation during the load finds it, and the group forgets it after."""
         groups = [GROUP + g for g in groups_of(key)]
         result = self._call(self._acquire, keys=[LOCK + key, *groups],
-                            args=[token, int(lock_ttl * 1000), key, int(lock_ttl) + 3600])
-        return None if result is None else bool(result)
+                            args=[token, int(lock_ttl * 1000), key, int((lock_ttl + ttl) * 1000), GROUP_CAP])
+        if result is None:
+            return None
+        return UNCACHEABLE if result == UNCACHEABLE else bool(result)
 
     def store_if_ours(self, key: str, token: str, value: Any, ttl: float) -> bool:
         return bool(self._call(self._store_if_ours, keys=[LOCK + key, VALUE + key],
@@ -123,6 +145,30 @@ class RedisLayer:
         """Delete the keys and every member of the groups, atomically; None if Redis is down."""
         return self._call(self._invalidate, keys=[GROUP + g for g in groups],
                           args=[VALUE, LOCK, *keys])
+
+    def flush(self) -> bool:
+        """Forget every value, lock and group (a truncated table, a change log that moved on
+        while no one listened): SCAN, because nothing narrower names what changed; rare."""
+        def drop() -> bool:
+            for prefix in (VALUE, LOCK, GROUP):
+                batch: list[bytes] = []
+                for name in self.client.scan_iter(match=prefix + "*", count=1000):
+                    batch.append(name)
+                    if len(batch) >= 1000:
+                        self.client.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    self.client.unlink(*batch)
+            return True
+
+        return bool(self._call(drop, default=False))
+
+    def get_raw(self, name: str) -> str | None:
+        raw = self._call(self.client.get, name)
+        return None if raw is None else bytes(raw).decode()
+
+    def set_raw(self, name: str, value: str, ttl: float) -> None:
+        self._call(self.client.set, name, value, px=int(ttl * 1000))
 
     def publish(self, message: dict[str, Any]) -> bool:
         return self._call(self.client.publish, CHANNEL, json.dumps(message)) is not None

@@ -6,7 +6,8 @@ import threading
 from collections import Counter
 
 LAYERS = ("l1", "l2", "l3")
-EVENTS = ("loads", "waits", "discarded", "invalidations", "bus_drops")
+EVENTS = ("loads", "waits", "discarded", "invalidations", "bus_drops", "unbounded", "flushes", "suspect",
+          "db_events")
 
 
 class CacheStats:

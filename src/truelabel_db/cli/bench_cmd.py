@@ -262,6 +262,48 @@ def load(
     err.print(goals)
 
 
+@bench_app.command("cache")
+def cache_bench(
+    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 0.5,
+    target: TargetOption = None,
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")] =
+        "redis://127.0.0.1:6379/12",
+    samples: Annotated[int, typer.Option(help="Changes timed for plain SQL (the follower: a quarter).")] = 200,
+    mix_seconds: Annotated[float, typer.Option(help="Seconds of the read mix, per configuration.")] = 30.0,
+    write_rate: Annotated[float, typer.Option(help="Product renames per second during the read mix.")] = 5.0,
+    writes: Annotated[int, typer.Option(help="Statements per case and round of the trigger cost.")] = 300,
+    work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
+    json_out: JsonOption = False,
+) -> None:
+    """Staleness per writer (commit to the first fresh read), hit ratio, and the triggers' cost."""
+    from truelabel_db.bench.cache_bench import run_cache_bench
+
+    doc = run_cache_bench(scale, target or DEFAULT_ADMIN_URL, redis_url, work_dir, samples=samples,
+                          mix_seconds=mix_seconds, write_rate=write_rate, writes=writes,
+                          progress=lambda step: err.print(f"[dim]… {step}[/]")).to_dict()
+    if json_out:
+        emit_json(doc)
+    _wide()
+    stale = Table("writer", "changes", "p50 ms", "p99 ms", "max ms", "target")
+    for writer, d in doc["staleness"].items():
+        stale.add_row(writer, str(d["n"]), _ms(d.get("p50_ms")), _ms(d.get("p99_ms")), _ms(d.get("max_ms")),
+                      "the rule's window" if "window" in writer else "p99 < 100, max < 1,000")
+    ref = doc["reference_stale"]
+    stale.add_row("reference: no database events, direct SQL", str(ref["samples"]),
+                  f"{ref['stale']} of {ref['samples']} still stale {ref['stale_after_s']:g} s after commit", "", "",
+                  "until the TTL (60 s L1, 300 s L2)")
+    err.print(stale)
+    hits = Table("read mix", "hit ratio", "target")
+    for label, ratio in doc["hit_ratio"].items():
+        hits.add_row(label, "-" if ratio is None else f"{ratio:.1%}", "today's kept (plan: 85 %)")
+    err.print(hits)
+    cost = Table("write", "with triggers µs", "without µs", "overhead", "target")
+    for r in doc["write_cost"]:
+        cost.add_row(r["write"], f"{r['with_triggers_us']:,.1f}", f"{r['without_us']:,.1f}", f"{r['overhead']:+.1%}",
+                     "< 10 %")
+    err.print(cost)
+
+
 @bench_app.command("explain")
 def explain(
     scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from truelabel_db.catalog import schema_versions
+from truelabel_db.catalog import cache_changes, schema_versions
 from truelabel_db.catalog.quarantine import insert_records
 from truelabel_db.legacy.source import reading
 from truelabel_db.postgres import one
@@ -38,7 +38,9 @@ OFFENDERS_BATCH = 5_000  # rows moved to the quarantine per statement
 
 
 def drop_post_data(conn: psycopg.Connection, mapping: Mapping) -> None:
-    """Remove keys, foreign keys, indexes and the view so that an empty schema loads fast."""
+    """Remove keys, foreign keys, indexes, the view and the cache's change triggers so that an
+    empty schema loads fast (and the load announces nothing: the cache is empty anyway)."""
+    cache_changes.remove_triggers(conn)
     tables = [t.ident.as_string(None) for t in mapping.tables]
     with conn.transaction():
         conn.execute("DROP MATERIALIZED VIEW IF EXISTS brand_dashboard_stats")
@@ -248,3 +250,9 @@ def target_counts(conn: psycopg.Connection, mapping: Mapping) -> dict[str, int]:
     return {t.legacy: int(one(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
         t.ident)))[0]) for t in mapping.tables}
 
+
+def attach_cache_events(conn: psycopg.Connection, report: Reporter) -> dict[str, list[str]]:
+    """The cache's change triggers, once the rows are in: from now on every writer announces."""
+    tables = cache_changes.install_triggers(conn)
+    report(f"cache change triggers on {', '.join(tables)}")
+    return {"tables": tables}

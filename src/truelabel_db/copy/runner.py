@@ -346,13 +346,15 @@ def _load(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
 
 def _post_data(run: CopyRun, url: str, options: CopyOptions, progress: ProgressSink,
                steps: dict[str, float], mapping: Mapping) -> None:
-    """What needs every table loaded: foreign keys (parents first), then the dashboard view."""
+    """What needs every table loaded: foreign keys (parents first), the dashboard view, then the
+    cache's change triggers (after the load, so that the copy fires none)."""
     snapshot = Path(run.snapshot_path)
     with connect(url, autocommit=True, migration_writer=True) as conn:
         for step, action in (
             ("foreign_keys", lambda: finalize.add_foreign_keys(
                 conn, snapshot, run.run_id, options.orphan_policy, progress.note, mapping)),
             ("dashboard", lambda: finalize.build_dashboard(conn, progress.note)),
+            ("cache_events", lambda: finalize.attach_cache_events(conn, progress.note)),
         ):
             if catalog.step_done(conn, run.run_id, step):
                 continue

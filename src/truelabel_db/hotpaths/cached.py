@@ -4,6 +4,11 @@ Reads are ``get_or_load`` on a key per question (see ``cache.keys``) with the TT
 it; writes go to the database and then raise their domain event, whose rules invalidate what
 they made stale.
 
+On PostgreSQL the database itself announces every change, whoever made it (the app, the
+follower, an operator): a ``DatabaseListener`` per process applies the same rules to what the
+triggers logged (``cache.db_events``). Until it has caught up the cache is ``suspect`` (read
+through to the database); if the database has no triggers, only the service's own events count.
+
 Scans do not use the cache at all on their way in: the statement that records a scan reads the
 product in the same round trip, so a cache lookup (an L2 miss costs a Redis round trip) would
 only add work, and the analytics they make stale are invalidated per brand once per window
@@ -17,8 +22,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from truelabel_db.cache import keys
+from truelabel_db.cache.db_events import ChangeApplier
 from truelabel_db.cache.invalidation import Invalidator
 from truelabel_db.cache.layered import LayeredCache
+from truelabel_db.cache.listener import DatabaseListener, ListenerConfig
 from truelabel_db.hotpaths.base import HotPaths, Ingested, Scan
 from truelabel_db.hotpaths.scan_invalidation import ScanInvalidations
 from truelabel_db.hotpaths.shape import Record
@@ -28,11 +35,22 @@ TTL = {"product": 300.0, "list": 60.0, "analytics": 120.0, "dashboard": 600.0, "
 
 
 class CachedHotPaths:
-    def __init__(self, paths: HotPaths, cache: LayeredCache) -> None:
+    def __init__(self, paths: HotPaths, cache: LayeredCache, *, listen: bool = True,
+                 listener: ListenerConfig = ListenerConfig()) -> None:
         self.paths, self.cache = paths, cache
         self.invalidator = Invalidator(cache)
         self.scans = ScanInvalidations(cache).start()
         self.kind = paths.kind
+        self.listener = self._listen(listener) if listen else None
+
+    def _listen(self, config: ListenerConfig) -> DatabaseListener | None:
+        """A listener on the database the paths read (its primary), if it is PostgreSQL."""
+        pool = getattr(self.paths, "pool", None)
+        if self.paths.kind != "postgresql" or pool is None:
+            return None
+        self.cache.mark_suspect()  # until the listener has caught up
+        apply = ChangeApplier(Invalidator(self.cache, publish=False), self.scans.note)
+        return DatabaseListener(pool.conninfo, self.cache, apply, config).start()
 
     def product_list(self, limit: int = 1000) -> list[Record]:
         return self.cache.get_or_load(keys.latest_products(limit), lambda: self.paths.product_list(limit),
@@ -81,5 +99,7 @@ class CachedHotPaths:
         return self.paths.popular_products(limit)
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.scans.close()
         self.invalidator.flush()

@@ -16,7 +16,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from truelabel_db.catalog import schema_versions
+from truelabel_db.catalog import cache_changes, schema_versions
 from truelabel_db.schema.mapping import ENUMS, TABLES, ForeignKeyMap, TableMap
 
 EXTENSIONS = ("uuid-ossp", "pg_trgm", "btree_gin", "pg_stat_statements")
@@ -235,6 +235,9 @@ def apply_schema(conn: psycopg.Connection, phases: Iterable[str] = PHASES, *,
             continue
         for file in schema_files(phase):
             apply_file(conn, file, report, extensions)
+        if phase == "post":
+            cache_changes.install_triggers(conn)
+            report.applied.append("cache_change_triggers")
     return report
 
 

@@ -2,8 +2,9 @@
 
 - ``app`` (NOLOGIN, a group): reads and writes rows of the application's tables, reads the
   dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, no table of
-  ``truelabel_meta`` (the quarantine holds original values): only the two definer functions
-  that check the service's API keys (usage of the schema, execute on those two).
+  ``truelabel_meta`` (the quarantine holds original values): only definer functions, the two
+  that check the service's API keys and the two through which the cache's listener reads and
+  trims the change log (usage of the schema, execute on those four).
 - ``readonly`` (NOLOGIN): SELECT on the same tables and the view, for reports and replicas.
 - an optional LOGIN role that is a member of ``app``. Its password comes from an environment
   variable and is hashed here (SCRAM-SHA-256, by libpq) before it is sent, so the cleartext is
@@ -26,7 +27,10 @@ from truelabel_db.schema.mapping import TABLES
 APP_EXTRA_TABLES = ("cache_entries",)
 DASHBOARD_VIEW = "brand_dashboard_stats"
 REFRESH_FUNCTION = "refresh_dashboard_stats"
-META_SCHEMA, KEY_LOOKUP, KEY_ANY = "truelabel_meta", "lookup_api_key", "has_active_api_key"
+META_SCHEMA = "truelabel_meta"
+# (function, its argument types): the only doors the app role has into truelabel_meta
+APP_META_FUNCTIONS = (("lookup_api_key", "text"), ("has_active_api_key", ""),
+                      ("cache_changes_since", "pg_snapshot"), ("trim_cache_changes", "interval"))
 
 
 @dataclass
@@ -74,10 +78,12 @@ def _grant(conn: psycopg.Connection, app: str, readonly: str, report: RolesRepor
         sql.SQL("GRANT INSERT, UPDATE, DELETE ON {} TO {}").format(tables, sql.Identifier(app)),
         sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(sql.Identifier(REFRESH_FUNCTION),
                                                                sql.Identifier(app)),
-        # the service checks API keys through two definer functions, never the table itself
+        # the service checks API keys, and its cache listener reads and trims the change log,
+        # through definer functions only: no table of truelabel_meta becomes readable
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(META_SCHEMA), sql.Identifier(app)),
-        sql.SQL("GRANT EXECUTE ON FUNCTION {}(text), {}() TO {}").format(
-            sql.Identifier(META_SCHEMA, KEY_LOOKUP), sql.Identifier(META_SCHEMA, KEY_ANY), sql.Identifier(app)),
+        *[sql.SQL("GRANT EXECUTE ON FUNCTION {}({}) TO {}").format(
+            sql.Identifier(META_SCHEMA, name), sql.SQL(args), sql.Identifier(app))
+          for name, args in APP_META_FUNCTIONS],
     ]
     for statement in statements:
         conn.execute(statement)

@@ -129,7 +129,7 @@ class Backend:
             return paths, paths, None
         pool = paths.pool if isinstance(paths, (PostgresHotPaths, RoutedHotPaths)) else None
         cache = LayeredCache(self.config.redis_url, pool, CacheConfig()).start()
-        return paths, CachedHotPaths(paths, cache), cache
+        return paths, CachedHotPaths(paths, cache, listen=self.config.db_events), cache
 
     def _published(self) -> Primary | None:
         if self.gate is None:

@@ -19,6 +19,7 @@ class ServiceConfig:
     database: str                         # a legacy SQLite path or a PostgreSQL URL
     redis_url: str | None = None          # L2 cache, the cutover gate and the published primary
     cache: bool = True
+    db_events: bool = True                # invalidate on PostgreSQL's own change log (cache.listener)
     primary_file: str | None = None       # the cutover's primary file, when Redis is not used
     follow_primary: bool = True
     postgres_url: str | None = None       # credentials for the primary the cutover publishes

@@ -1,0 +1,148 @@
+"""One listener per service process: PostgreSQL's change log applied to this process's cache.
+
+A thread holds a dedicated autocommit connection that LISTENs on ``cache_changes.CHANNEL``.
+Each notification (and, as a health check, every ``poll`` seconds without one) triggers a
+sweep: the changes committed since the listener's last snapshot, read in one statement, handed
+to ``apply`` (``db_events.ChangeApplier``), and the new snapshot kept as the position.
+
+Losing the connection makes the cache ``suspect`` at once (L1 emptied, L2 and L3 not read, no
+L1 fills). On reconnect the listener LISTENs first, then sweeps from the position it kept, so a
+change is either in that sweep or notified after it; only then is the cache trusted again. If
+it was away longer than the log keeps changes (``keep``), the changes cannot be named and the
+whole cache is emptied instead.
+
+The position is also kept in Redis, so a process that starts (or a deployment that restarts)
+sweeps from where the last listener stopped instead of trusting whatever L2 holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from truelabel_db.cache.layered import LayeredCache
+from truelabel_db.catalog import cache_changes
+from truelabel_db.catalog.cache_changes import Change
+
+POSITION_KEY = "tl:cache:db-position"
+APPLICATION_NAME = "truelabel-cache-listener"
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    poll: float = 1.0                       # a sweep at least this often (also a liveness check)
+    retry: float = 0.2                      # between reconnection attempts
+    keep: timedelta = timedelta(minutes=15)  # the change log's window
+    trim_every: float = 60.0
+    connect_timeout: int = 3
+
+
+class DatabaseListener:
+    def __init__(self, conninfo: str, cache: LayeredCache, apply: Callable[[Sequence[Change]], Any],
+                 config: ListenerConfig = ListenerConfig()) -> None:
+        self.conninfo, self.cache, self.apply, self.config = conninfo, cache, apply, config
+        self.connected = threading.Event()
+        self.backend_pid: int | None = None
+        self.sweeps = 0
+        self.reconnects = 0
+        self.unavailable: str | None = None  # why database events are not used here
+        self._snapshot: str | None = None
+        self._swept_at: datetime | None = None
+        self._trimmed = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cache-db-listener", daemon=True)
+
+    def start(self, wait: float = 5.0) -> "DatabaseListener":
+        self._thread.start()
+        self.connected.wait(wait)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.unavailable is None:
+            try:
+                self._listen()
+            except (psycopg.Error, OSError):
+                pass
+            if self.connected.is_set() or self._snapshot is not None:
+                self._lost()
+            self._stop.wait(self.config.retry)
+
+    def _lost(self) -> None:
+        """Deaf from now until the next sweep: trust nothing shared, keep nothing local."""
+        if not self.cache.suspect:
+            self.cache.mark_suspect()
+        self.connected.clear()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo, autocommit=True, application_name=APPLICATION_NAME,
+                               connect_timeout=self.config.connect_timeout, keepalives=1, keepalives_idle=5,
+                               keepalives_interval=2, keepalives_count=2, tcp_user_timeout=5000)
+
+    def _listen(self) -> None:
+        with self._connect() as conn:
+            if not cache_changes.installed(conn):
+                self.unavailable = "the database has no cache change triggers (copy or `schema apply` adds them)"
+                self.cache.trust_again()  # today's rules only, as before database events
+                self.connected.set()
+                return
+            self.backend_pid = conn.info.backend_pid
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(cache_changes.CHANNEL)))
+            self._catch_up(conn)
+            self.cache.trust_again()
+            self.connected.set()
+            while not self._stop.is_set():
+                for _ in conn.notifies(timeout=self.config.poll, stop_after=1):
+                    pass
+                self._sweep(conn)
+                self._maybe_trim(conn)
+
+    def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
+        """From the position kept (here, else in Redis): sweep; from nowhere: forget L2."""
+        if self._snapshot is None:
+            self._snapshot = self._shared_position()
+            if self._snapshot is None:
+                self._snapshot = cache_changes.current_snapshot(conn)
+                self.cache.flush()  # nothing says what the shared layers missed before us
+                return
+        else:
+            self.reconnects += 1
+        if self._swept_at is not None and self._swept_at < cache_changes.oldest_kept(conn, self.config.keep):
+            self._snapshot = cache_changes.current_snapshot(conn)
+            self.cache.flush()  # away longer than the log keeps: what changed cannot be named
+            return
+        self._sweep(conn)
+
+    def _sweep(self, conn: psycopg.Connection[Any]) -> None:
+        assert self._snapshot is not None
+        swept = cache_changes.sweep(conn, self._snapshot)
+        if swept.changes:
+            self.apply(swept.changes)
+        self._snapshot, self._swept_at = swept.snapshot, swept.now
+        self.sweeps += 1
+        self._save_position(swept.snapshot)
+
+    def _maybe_trim(self, conn: psycopg.Connection[Any]) -> None:
+        if time.monotonic() - self._trimmed >= self.config.trim_every:
+            self._trimmed = time.monotonic()
+            cache_changes.trim(conn, self.config.keep)
+
+    # -- the position shared through Redis ---------------------------------------------------
+    def _shared_position(self) -> str | None:
+        return self.cache.l2.get_raw(POSITION_KEY) if self.cache.l2 is not None else None
+
+    def _save_position(self, snapshot: str) -> None:
+        if self.cache.l2 is not None:
+            self.cache.l2.set_raw(POSITION_KEY, snapshot, self.config.keep.total_seconds())

@@ -1,0 +1,168 @@
+"""The cache tells the truth whoever writes: a change made by plain SQL, by the follower or
+through the service is read fresh through the service soon after, and a listener that lost its
+connection serves nothing stale once it is back."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.fix_db import drop_database_soon, make_database
+from tests.fix_twin import Pair
+from tests.fix_wait import wait_until
+from truelabel_db.cache import LayeredCache, keys
+from truelabel_db.cache.listener import ListenerConfig
+from truelabel_db.capture import install_capture
+from truelabel_db.catalog import cache_changes
+from truelabel_db.copy import CopyOptions, run_copy
+from truelabel_db.follow import Follower
+from truelabel_db.hotpaths import PostgresHotPaths
+from truelabel_db.hotpaths.cached import CachedHotPaths
+from truelabel_db.legacy.generator import generate
+from truelabel_db.service import ServiceConfig, create_app
+
+QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
+FRESH_WITHIN = 10.0  # seconds: generous on a shared machine, and far below the TTLs (60 s, 300 s)
+
+
+@pytest.fixture
+def live_pair(tmp_path: Path) -> Iterator[Pair]:
+    """A legacy file under change capture and its copy: the follower can carry its changes."""
+    path = tmp_path / "live.db"
+    generate(path, 0.01, seed=7)
+    install_capture(path)
+    name = f"tl_test_{uuid.uuid4().hex[:12]}"
+    url = make_database(name)
+    try:
+        run_copy(path, url, CopyOptions(work_dir=tmp_path / "w", workers=2))
+        yield Pair(path, url)
+    finally:
+        drop_database_soon(name)
+
+
+@contextmanager
+def serving(url: str, redis_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(ServiceConfig(database=url, redis_url=redis_url, **QUIET))) as client:
+        yield client
+
+
+def a_product(client: TestClient) -> dict[str, str]:
+    return next(p for p in client.get("/products?limit=50").json() if p["qr_code"])
+
+
+def name_of(client: TestClient, product_id: str) -> str:
+    return str(client.get(f"/products/{product_id}").json()["name"])
+
+
+def test_a_product_renamed_in_plain_sql_is_read_fresh_through_the_service(live_pair: Pair, redis_url: str) -> None:
+    with serving(live_pair.url, redis_url) as client:
+        product = a_product(client)
+        assert name_of(client, product["id"]) == name_of(client, product["id"]) == product["name"]  # cached
+        with psycopg.connect(live_pair.url, autocommit=True) as conn:
+            conn.execute("UPDATE products SET name = 'Renamed by an operator' WHERE id = %s", (product["id"],))
+        wait_until(lambda: name_of(client, product["id"]) == "Renamed by an operator",
+                   "the product read after an UPDATE in SQL is fresh", FRESH_WITHIN)
+        latest = {p["id"]: p["name"] for p in client.get("/products?limit=50").json()}
+        assert latest[product["id"]] == "Renamed by an operator"
+
+
+def test_a_product_changed_in_sqlite_and_carried_by_the_follower_is_read_fresh(live_pair: Pair,
+                                                                               redis_url: str) -> None:
+    with serving(live_pair.url, redis_url) as client:
+        product = a_product(client)
+        assert name_of(client, product["id"]) == product["name"]
+        with sqlite3.connect(live_pair.legacy) as app:
+            app.execute('UPDATE products SET name = ?, "updatedAt" = "updatedAt" + 1 WHERE id = ?',
+                        ("Renamed by the app", product["id"]))
+        follower = Follower(live_pair.legacy, live_pair.url)
+        try:
+            follower.run(until_caught_up=True)
+        finally:
+            follower.close()
+        wait_until(lambda: name_of(client, product["id"]) == "Renamed by the app",
+                   "the product read after the follower applied the app's change is fresh", FRESH_WITHIN)
+
+
+def test_a_scan_through_the_service_is_counted_in_the_brands_analytics_within_the_window(
+        live_pair: Pair, redis_url: str) -> None:
+    with serving(live_pair.url, redis_url) as client:
+        product = a_product(client)
+        url = f"/brands/{product['user_id']}/analytics?days=30"
+        before = client.get(url).json()["total_scans"]
+        assert client.get(url).json()["total_scans"] == before  # cached
+        assert client.post("/scans", json={"qr_code": product["qr_code"]}).json()["recorded"]
+        wait_until(lambda: client.get(url).json()["total_scans"] == before + 1,
+                   "the brand's analytics count the scan (the scan:create rule's 5 s window)", FRESH_WITHIN + 5)
+
+
+@pytest.fixture
+def cached(live_pair: Pair, redis_url: str) -> Iterator[CachedHotPaths]:
+    paths = PostgresHotPaths(live_pair.url, max_size=4)
+    cache = LayeredCache(redis_url, paths.pool).start()
+    served = CachedHotPaths(paths, cache, listener=ListenerConfig(retry=1.0))
+    assert served.listener is not None and served.listener.connected.wait(10)
+    yield served
+    served.close()
+    cache.close()
+    paths.close()
+
+
+def rename(url: str, product_id: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE products SET name = %s WHERE id = %s", (name, product_id))
+
+
+def test_a_listener_that_loses_its_connection_serves_nothing_stale_after_it_recovers(
+        live_pair: Pair, cached: CachedHotPaths) -> None:
+    listener = cached.listener
+    assert listener is not None
+    product_id = cached.paths.product_list(1)[0]["id"]
+    old = cached.product(product_id)["name"]  # type: ignore[index]
+    assert cached.cache.l2.get(keys.product(product_id))[0]  # type: ignore[union-attr]
+    with psycopg.connect(live_pair.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+    wait_until(lambda: cached.cache.suspect, "the cache is suspect once the listener lost its connection")
+    rename(live_pair.url, product_id, "Renamed while nobody listened")  # its notification is lost
+    assert cached.product(product_id)["name"] == "Renamed while nobody listened"  # type: ignore[index]
+    wait_until(lambda: listener.connected.is_set() and not cached.cache.suspect, "the listener is back")
+    assert listener.reconnects >= 1
+    in_redis = cached.cache.l2.get(keys.product(product_id))  # type: ignore[union-attr]
+    assert not in_redis[0] or in_redis[1]["name"] != old     # the sweep dropped what the outage hid
+    assert cached.product(product_id)["name"] == "Renamed while nobody listened"  # type: ignore[index]
+    rename(live_pair.url, product_id, "Renamed after the recovery")
+    wait_until(lambda: cached.product(product_id)["name"] == "Renamed after the recovery",  # type: ignore[index]
+               "a change after the recovery is heard", FRESH_WITHIN)
+
+
+def test_a_load_that_started_before_a_change_and_ended_after_it_is_not_cached(
+        live_pair: Pair, cached: CachedHotPaths) -> None:
+    product_id = cached.paths.product_list(1)[0]["id"]
+    key = keys.product(product_id)
+    listener = cached.listener
+    assert listener is not None
+
+    def load_across_a_change() -> object:
+        value = cached.paths.product(product_id)      # read before the change
+        sweeps = listener.sweeps
+        rename(live_pair.url, product_id, "Changed during the load")
+        wait_until(lambda: listener.sweeps > sweeps + 1, "the listener swept the change")
+        return value
+
+    stale = cached.cache.get_or_load(key, load_across_a_change, 300)
+    assert stale["name"] != "Changed during the load"  # type: ignore[index]
+    assert cached.cache.get(key) == (False, None)
+    assert cached.product(product_id)["name"] == "Changed during the load"  # type: ignore[index]
+
+
+def test_the_copy_fires_no_trigger_and_leaves_them_attached(live_pair: Pair) -> None:
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        assert cache_changes.installed(conn)
+        snapshot = "1:1:"
+        assert cache_changes.sweep(conn, snapshot).changes == []
