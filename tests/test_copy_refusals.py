@@ -13,8 +13,7 @@ import pytest
 
 from tests.fix_legacy import insert
 from truelabel_db.catalog.quarantine import list_records
-from truelabel_db.copy import CopyOptions, run_copy
-from truelabel_db.copy import worker
+from truelabel_db.copy import CopyOptions, run_copy, worker
 
 
 @pytest.fixture

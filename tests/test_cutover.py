@@ -21,7 +21,6 @@ from truelabel_db.cutover.run import CutoverError, CutoverOptions, cutover
 from truelabel_db.follow import Follower
 from truelabel_db.legacy.generator import generate
 
-
 WRITES = 10   # app writes to see on a side before moving on (at 300/s: about 30 ms)
 
 

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-from psycopg import sql
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_twin import Pair

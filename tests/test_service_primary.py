@@ -11,8 +11,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.fix_redis import PrivateRedis
 from tests.fix_auth import ADMIN, ADMIN_HEADERS
+from tests.fix_redis import PrivateRedis
 from tests.fix_twin import Pair
 from truelabel_db.cutover.gate import Gate
 from truelabel_db.postgres import describe

@@ -39,6 +39,7 @@ from truelabel_db.capture import install_capture
 from truelabel_db.catalog import cache_changes
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.follow import Follower
+from truelabel_db.postgres import one
 from truelabel_db.service import ServiceConfig, create_app
 
 QUIET: dict[str, Any] = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
@@ -220,7 +221,7 @@ def hit_ratio(url: str, redis_url: str, db_events: bool, seconds: float, write_r
 
 
 # -- the triggers' cost on writes ------------------------------------------------------------
-def _timed(conn: psycopg.Connection[Any], statement: sql.Composable, params: Callable[[int], Any],
+def _timed(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Callable[[int], Any],
            n: int) -> float:
     """Microseconds per statement (each its own transaction, as the app's writes are)."""
     started = time.perf_counter()
@@ -232,10 +233,10 @@ def _timed(conn: psycopg.Connection[Any], statement: sql.Composable, params: Cal
 def write_cost(url: str, rounds: int, n: int) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM products ORDER BY id LIMIT 500")]
-        user = conn.execute("SELECT id FROM users LIMIT 1").fetchone()[0]  # type: ignore[index]
+        user = one(conn.execute("SELECT id FROM users LIMIT 1"))[0]
         codes = [r[0] for r in conn.execute("SELECT qr_code FROM products WHERE qr_code IS NOT NULL LIMIT 200")]
         now = datetime.now(timezone.utc)
-        cases: dict[str, tuple[sql.Composable, Callable[[int], Any]]] = {
+        cases: dict[str, tuple[sql.SQL | sql.Composed, Callable[[int], Any]]] = {
             "product update (1 row)": (sql.SQL("UPDATE products SET name = %s WHERE id = %s"),
                                        lambda i: (f"W {i}", ids[i % len(ids)])),
             "validation insert (1 row)": (sql.SQL("INSERT INTO validations (product_id, user_id) VALUES (%s, %s)"),

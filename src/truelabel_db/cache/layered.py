@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -142,7 +142,7 @@ class LayeredCache:
             return loader()
         found, value = self.get(key)
         if found:
-            return value
+            return cast(T, value)
         with self._flights_lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -151,7 +151,7 @@ class LayeredCache:
         assert flight is not None
         if not leader:
             self.stats.add("waits")
-            return flight.result()
+            return cast(T, flight.result())
         try:
             value = self._load(key, loader, ttl or self.config.default_ttl, persistent)
             flight.set_result(value)
@@ -175,7 +175,7 @@ class LayeredCache:
             if found:
                 self.stats.add("waits")
                 self._fill_l1(key, value, ttl, generation)
-                return value
+                return cast(T, value)
         self.stats.add("loads")
         try:
             value = loader()
@@ -187,7 +187,7 @@ class LayeredCache:
             if locked and self.l2 is not None:
                 self.l2.unlock(key, token)
             self._fill_l1(key, None, ttl, generation)
-            return value
+            return cast(T, None)
         if locked and self.l2 is not None and not self.l2.store_if_ours(key, token, value, ttl):
             self.stats.add("discarded")
             return value

@@ -32,8 +32,8 @@ class MemoryLayer:
     def get(self, key: str) -> Any:
         """The value, or ``MemoryLayer.MISSING``."""
         with self._lock:
-            entry = self._data.get(key, _MISSING)
-        return _MISSING if entry is _MISSING else entry[0]
+            entry = self._data.get(key)
+        return _MISSING if entry is None else entry[0]
 
     def set(self, key: str, value: Any, ttl: float) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from truelabel_db.cache.keys import groups_of
+from truelabel_db.postgres import one
 
 
 class PostgresLayer:
@@ -59,5 +60,5 @@ class PostgresLayer:
 
     def count(self) -> int:
         with self.pool.connection() as conn:
-            return conn.execute(sql.SQL("SELECT count(*) FROM cache_entries "
-                                        "WHERE expires_at IS NULL OR expires_at > now()")).fetchone()[0]
+            return int(one(conn.execute(sql.SQL("SELECT count(*) FROM cache_entries "
+                                                "WHERE expires_at IS NULL OR expires_at > now()")))[0])

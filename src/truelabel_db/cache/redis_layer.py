@@ -143,8 +143,8 @@ class RedisLayer:
 
     def invalidate(self, keys: Sequence[str], groups: Sequence[str]) -> int | None:
         """Delete the keys and every member of the groups, atomically; None if Redis is down."""
-        return self._call(self._invalidate, keys=[GROUP + g for g in groups],
-                          args=[VALUE, LOCK, *keys])
+        removed = self._call(self._invalidate, keys=[GROUP + g for g in groups], args=[VALUE, LOCK, *keys])
+        return None if removed is None else int(removed)
 
     def flush(self) -> bool:
         """Forget every value, lock and group (a truncated table, a change log that moved on

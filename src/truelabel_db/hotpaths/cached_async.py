@@ -12,7 +12,7 @@ without a cache, and only note their brands for the coalesced invalidation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from truelabel_db.cache import keys
 from truelabel_db.cache.memory import MemoryLayer
@@ -34,7 +34,7 @@ class AsyncCachedHotPaths:
         value = self.cached.cache.l1.get(key)
         if value is not MemoryLayer.MISSING:
             self.cached.cache.stats.hit("l1")
-            return value
+            return cast(T, value)
         return await self.admission.run(method, *args)
 
     async def product_list(self, limit: int = 1000) -> list[Record]:

@@ -22,7 +22,6 @@ from truelabel_db.service.auth import ADMIN_TOKEN_ENV, credentials_configured
 from truelabel_db.service.config import CONFIG_ENV, ServiceConfig
 from truelabel_db.service.pgbouncer import PgBouncer, PoolerSettings
 
-
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
