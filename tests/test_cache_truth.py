@@ -166,3 +166,43 @@ def test_the_copy_fires_no_trigger_and_leaves_them_attached(live_pair: Pair) -> 
         assert cache_changes.installed(conn)
         snapshot = "1:1:"
         assert cache_changes.sweep(conn, snapshot).changes == []
+
+
+def test_a_dashboard_refreshed_by_the_maintenance_job_is_read_fresh(live_pair: Pair, cached: CachedHotPaths) -> None:
+    """A materialized view has no triggers: whoever refreshes it announces the refresh."""
+    from truelabel_db.maintain.refresh import refresh_dashboard
+
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        assert refresh_dashboard(conn, wait=True).status == "done"
+        product_id, brand, status = conn.execute(
+            "SELECT id::text, user_id::text, status::text FROM products ORDER BY id LIMIT 1").fetchone()
+    before = cached.brand_dashboard(brand)["validated_products"]  # type: ignore[index]
+    flipped, expected = ("PENDING", before - 1) if status == "VALIDATED" else ("VALIDATED", before + 1)
+    listener = cached.listener
+    assert listener is not None
+    sweeps = listener.sweeps
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        conn.execute("UPDATE products SET status = %s WHERE id = %s", (flipped, product_id))
+    wait_until(lambda: listener.sweeps > sweeps + 1, "the listener swept the product's change")
+    assert cached.brand_dashboard(brand)["validated_products"] == before  # the view itself is not refreshed yet
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        assert refresh_dashboard(conn, wait=True).status == "done"
+    wait_until(lambda: cached.brand_dashboard(brand)["validated_products"] == expected,  # type: ignore[index]
+               "the dashboard read after the job's refresh is fresh", FRESH_WITHIN)
+
+
+def test_the_maintenance_job_keeps_the_change_log_to_its_window(live_pair: Pair) -> None:
+    """No service need run for the log to stay bounded: the job trims it (the follower too)."""
+    from datetime import timedelta
+
+    from truelabel_db.maintain.cache_log import TrimCacheLog
+    from truelabel_db.maintain.runner import run_job
+
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 5)")
+        old = conn.execute("UPDATE truelabel_meta.cache_changes SET at = at - interval '1 hour'").rowcount
+        assert old >= 5
+        conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 1)")
+        result = run_job(conn, TrimCacheLog(keep=timedelta(minutes=15)), wait=True)
+        assert result.status == "done" and result.detail["removed"] == old
+        assert conn.execute("SELECT count(*) FROM truelabel_meta.cache_changes").fetchone()[0] == 1

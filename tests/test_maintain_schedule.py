@@ -37,16 +37,17 @@ def test_a_stepped_day_runs_each_job_at_the_plans_times_against_the_database(
     assert refreshes[:2] == ["Sun 00:00", "Sun 00:10"] and len(refreshes) == 31
     recorded = dict(schema_pg.execute("SELECT job, count(*) FROM truelabel_meta.maintenance_runs "
                                       "WHERE status = 'done' GROUP BY job").fetchall())
-    assert recorded == {"vacuum-analyze": 1, "reindex": 1, "partitions": 1, "refresh-views": 31}
+    assert recorded == {"vacuum-analyze": 1, "reindex": 1, "partitions": 1, "refresh-views": 31,
+                        "trim-cache-log": 62}  # every 5 minutes: the cache's change log
 
 
 def test_a_long_sleep_runs_a_due_job_once_not_once_per_missed_minute() -> None:
     calls: list[str] = []
     scheduler = Scheduler("unused", run=lambda name: calls.append(name), last_tick=SATURDAY_EVENING)  # type: ignore[arg-type, func-returns-value]
     scheduler.tick(SATURDAY_EVENING + timedelta(hours=1))
-    assert calls == ["refresh-views"]
+    assert calls == ["refresh-views", "trim-cache-log"]
     scheduler.tick(SATURDAY_EVENING + timedelta(hours=1, seconds=30))  # same minute again: nothing
-    assert calls == ["refresh-views"]
+    assert calls == ["refresh-views", "trim-cache-log"]
 
 
 def test_the_reindex_is_weekly_on_sunday() -> None:
@@ -78,7 +79,7 @@ def test_pg_cron_gets_the_jobs_it_can_run_and_installing_twice_changes_nothing(
         install_pg_cron(conn)
         jobs = dict(conn.execute("SELECT jobname, schedule FROM cron.job").fetchall())
         assert jobs == {"truelabel-vacuum-analyze": "0 3 * * *", "truelabel-refresh-views": "*/10 * * * *",
-                        "truelabel-partitions-ahead": "0 5 * * *"}
+                        "truelabel-partitions-ahead": "0 5 * * *", "truelabel-trim-cache-log": "*/5 * * * *"}
         # each command is valid SQL here: run them as pg_cron would, one transaction each
         for name, (_, command) in pg_cron_commands().items():
             if name != "vacuum-analyze":

@@ -31,6 +31,8 @@ def event_of(change: Change) -> tuple[str, dict[str, Any]] | None:
         return "queue:update", {}
     if change.table == "users":
         return "user:update", {"userId": change.key}
+    if change.table == "brand_dashboard_stats":  # refreshed, by whoever (no trigger on a view)
+        return "dashboard:refresh", {}
     return None
 
 

@@ -39,7 +39,7 @@ APPLICATION_NAME = "truelabel-cache-listener"
 class ListenerConfig:
     poll: float = 1.0                       # a sweep at least this often (also a liveness check)
     retry: float = 0.2                      # between reconnection attempts
-    keep: timedelta = timedelta(minutes=15)  # the change log's window
+    keep: timedelta = cache_changes.KEEP  # the change log's window
     trim_every: float = 60.0
     connect_timeout: int = 3
 

@@ -1,7 +1,7 @@
 """The database's own announcements of change (``truelabel_meta.cache_changes``).
 
 Statement-level triggers on the tables the cached hot paths read append what changed (the
-functions are in ``schema/sql/pre_006_cache_changes.sql``) and notify ``CHANNEL``. Here: attach
+functions are in ``schema/sql/pre_007_cache_changes.sql``) and notify ``CHANNEL``. Here: attach
 and detach them, and read the log as a listener does, by snapshot.
 
 Statement-level with transition tables rather than per row: the follower and the app's batch
@@ -120,5 +120,13 @@ def oldest_kept(conn: psycopg.Connection, keep: timedelta) -> datetime:
     return one(conn.execute("SELECT clock_timestamp() - %s", (keep,)))[0]  # type: ignore[no-any-return]
 
 
-def trim(conn: psycopg.Connection, keep: timedelta) -> int:
+def announce_refresh(conn: psycopg.Connection, view: str) -> None:
+    """A materialized view was refreshed: it has no triggers, so its refresher says so."""
+    conn.execute("SELECT truelabel_meta.cache_event_refreshed(%s)", (view,))
+
+
+KEEP = timedelta(minutes=15)  # the log's window; a listener away longer empties its cache
+
+
+def trim(conn: psycopg.Connection, keep: timedelta = KEEP) -> int:
     return int(one(conn.execute("SELECT truelabel_meta.trim_cache_changes(%s)", (keep,)))[0])

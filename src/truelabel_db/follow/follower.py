@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from truelabel_db.catalog import changelog, copy_runs, follow_state
+from truelabel_db.catalog import cache_changes, changelog, copy_runs, follow_state
 from truelabel_db.errors import SourceError, TargetError
 from truelabel_db.follow.apply import apply_batch
 from truelabel_db.follow.batch import SchemaChanged, read_batch
@@ -31,6 +31,9 @@ from truelabel_db.rows.recorded import recorded_mapping
 from truelabel_db.schema.mapping import Mapping
 
 PUBLISH_EVERY = 0.25  # seconds between publications of the lag while batches keep coming
+# Our batches fire the cache's triggers in PostgreSQL; while no service listens (and trims),
+# the follower keeps that log to its window itself.
+CACHE_LOG_TRIM_EVERY = 60.0
 
 
 class NothingToFollow(TargetError):
@@ -96,6 +99,7 @@ class Follower:
         self._pg: psycopg.Connection | None = None
         self._published_lag: tuple[int, int] | None = None
         self._published_at = 0.0
+        self._cache_log_trimmed_at = time.monotonic()
         self._apply_policy: ApplyPolicy | None = None
         self._recorded_mapping: Mapping | None = None
         self._lag_hook = BackgroundHook(options.on_lag, "lag alert")
@@ -185,6 +189,9 @@ class Follower:
         self.stats.rows_per_second = round(batch.changes / elapsed, 1)
         if self.stats.batches % self.options.trim_every == 0:
             self.trim()
+        if time.monotonic() - self._cache_log_trimmed_at >= CACHE_LOG_TRIM_EVERY:
+            cache_changes.trim(self._target())
+            self._cache_log_trimmed_at = time.monotonic()
         if time.monotonic() - self._published_at >= PUBLISH_EVERY:
             self._publish()  # its own commit: not after every batch, it would double their cost
         return batch.changes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from truelabel_db.errors import ConfigError
+from truelabel_db.maintain.cache_log import TrimCacheLog
 from truelabel_db.maintain.partitions import PartitionMaintenance
 from truelabel_db.maintain.refresh import RefreshViews
 from truelabel_db.maintain.reindex import Reindex
@@ -16,6 +17,7 @@ JOBS: dict[str, Callable[[], Job]] = {
     "reindex": Reindex,
     "partitions": PartitionMaintenance,
     "refresh-views": RefreshViews,
+    "trim-cache-log": TrimCacheLog,
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from truelabel_db.catalog import cache_changes
 from truelabel_db.maintain.runner import JobResult, Limits, giving_way, run_job
 
 VIEWS = ("brand_dashboard_stats",)
@@ -43,6 +44,7 @@ class RefreshViews:
             statement = sql.SQL("REFRESH MATERIALIZED VIEW {} {}").format(
                 mode, sql.Identifier(self.schema, view))
             giving_way(partial(conn.execute, statement), pauses=self.limits.retry_pauses)
+            cache_changes.announce_refresh(conn, view)  # the dashboards cached from it are stale
             done[view] = "concurrently" if populated[0] else "first population"
         return {"views": done}
 

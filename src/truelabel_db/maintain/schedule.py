@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg import sql
 
+from truelabel_db.catalog import cache_changes
 from truelabel_db.errors import ConfigError, TargetError
 from truelabel_db.maintain.jobs import job_named
 from truelabel_db.maintain.runner import JobResult, run_job
@@ -34,6 +35,7 @@ PLAN_SCHEDULE: dict[str, str] = {  # plan §6.2
     "reindex": "0 4 * * 0",          # weekly, Sunday 04:00
     "partitions": "0 5 * * *",       # daily at 05:00
     "refresh-views": "*/10 * * * *",  # every 10 minutes
+    "trim-cache-log": "*/5 * * * *",  # ours: the cache's change log keeps 15 minutes
 }
 FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
@@ -156,6 +158,9 @@ def pg_cron_commands(ahead: int = 3) -> dict[str, tuple[str, str]]:
                           "SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '5min'; "
                           "SELECT refresh_dashboard_stats()"),
         "partitions-ahead": (PLAN_SCHEDULE["partitions"], ensure),
+        "trim-cache-log": (PLAN_SCHEDULE["trim-cache-log"],
+                           sql.SQL("SELECT truelabel_meta.trim_cache_changes({})").format(
+                               sql.Literal(f"{int(cache_changes.KEEP.total_seconds())} seconds")).as_string(None)),
     }
 
 

@@ -46,6 +46,7 @@ BEGIN
     ELSE
         REFRESH MATERIALIZED VIEW brand_dashboard_stats;
     END IF;
+    PERFORM truelabel_meta.cache_event_refreshed('brand_dashboard_stats');
 END;
 $$;
 REVOKE EXECUTE ON FUNCTION refresh_dashboard_stats() FROM PUBLIC;

@@ -144,6 +144,17 @@ BEGIN
 END;
 $$;
 
+-- A materialized view has no triggers: whoever refreshes it (the service's job, pg_cron, the
+-- maintenance job) says so here, and the dashboards cached from it are dropped.
+CREATE OR REPLACE FUNCTION truelabel_meta.cache_event_refreshed(view_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO truelabel_meta.cache_changes (tbl) VALUES (view_name);
+    PERFORM pg_notify('truelabel_cache', '');
+END;
+$$;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_refreshed(text) FROM PUBLIC;
+
 -- What a listener reads: the changes committed since its last snapshot (``since``) and visible
 -- in the caller's. STABLE, so it runs in the snapshot of the statement that calls it.
 CREATE OR REPLACE FUNCTION truelabel_meta.cache_changes_since(since pg_snapshot)
