@@ -1,4 +1,4 @@
-"""Trim the cache's change log (``truelabel_meta.cache_changes``) to its window.
+"""Trim the cache's change log (in ``truelabel_meta``, owned by ``catalog``) to its window.
 
 Every service process trims it as it listens; this job is for the hours when no service runs
 and writers still do: the follower during a migration, the app after cutover with the service
