@@ -23,9 +23,8 @@ from tests.fix_twin import Pair
 from truelabel_db.catalog import api_keys
 from truelabel_db.errors import NoCredentialsError
 from truelabel_db.hotpaths import PostgresHotPaths
-from truelabel_db.service import ServiceConfig, create_app
+from truelabel_db.service import ServiceConfig, create_app, server
 from truelabel_db.service import auth as auth_module
-from truelabel_db.service import server
 from truelabel_db.service.auth import ADMIN_TOKEN_ENV, Authenticator
 from truelabel_db.service.limits import MAX_SCAN_BODY, RateLimiter
 
@@ -119,7 +118,7 @@ def _authenticator(**options: object) -> Authenticator:
 
 
 def test_made_up_tokens_do_not_evict_a_real_keys_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    real, lookups = made_up_token(0xABC), []
+    real, lookups = f"tlk_{'f' * 12}_{'B' * 43}", []
 
     def lookup(self: Authenticator, token: str) -> tuple[str, ...] | None:
         lookups.append(token)
