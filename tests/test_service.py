@@ -66,14 +66,17 @@ def test_every_read_endpoint_answers_the_same_on_both_databases(shared_pair: Pai
         assert legacy.get("/products/nope").status_code == pg.get("/products/nope").status_code == 404
 
 
-def test_an_id_that_is_not_a_uuid_is_a_brand_with_nothing_on_both_databases(shared_pair: Pair) -> None:
+def test_an_id_that_is_not_a_uuid_is_no_brand_and_an_unknown_uuid_a_brand_with_nothing(shared_pair: Pair) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
     with serving(str(shared_pair.legacy), cache=False) as legacy, serving(shared_pair.url, cache=False) as pg:
         for client in (legacy, pg):
-            analytics = client.get("/brands/not-a-uuid/analytics?days=7")
-            assert analytics.status_code == 200 and analytics.json()["total_scans"] == 0
+            assert client.get("/brands/not-a-uuid/analytics?days=7").status_code == 404
             assert client.get("/brands/not-a-uuid/dashboard").status_code == 404
-        assert legacy.get("/brands/not-a-uuid/analytics?days=7").json() == pg.get(
-            "/brands/not-a-uuid/analytics?days=7").json()
+            analytics = client.get(f"/brands/{unknown}/analytics?days=7")
+            assert analytics.status_code == 200 and analytics.json()["total_scans"] == 0
+            assert client.get(f"/brands/{unknown}/dashboard").status_code == 404
+        assert legacy.get(f"/brands/{unknown}/analytics?days=7").json() == pg.get(
+            f"/brands/{unknown}/analytics?days=7").json()
 
 
 def test_a_scan_is_recorded_and_returns_the_product(shared_pair: Pair, redis_url: str) -> None:

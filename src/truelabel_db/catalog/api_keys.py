@@ -27,9 +27,9 @@ import psycopg
 from truelabel_db.errors import ConfigError
 from truelabel_db.postgres import one
 
-TOKEN = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+TOKEN = re.compile(r"tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")   # always fullmatch: `$` passes a final "\n"
 ROLES = ("admin", "service", "lab")
-BRAND = re.compile(r"^brand:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+BRAND = re.compile(r"brand:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DOMAIN = b"truelabel-api-key\x00"   # a digest of this kind is never mistaken for another SHA-256
 
 
@@ -59,7 +59,7 @@ def digest(token: str) -> bytes:
 
 def prefix_of(token: str) -> str | None:
     """The public prefix of a well-formed token; None for anything else (never looked up)."""
-    match = TOKEN.match(token)
+    match = TOKEN.fullmatch(token)
     return match.group(1) if match else None
 
 
@@ -69,7 +69,7 @@ def checked_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     if not chosen:
         raise ConfigError("a key needs at least one scope (admin, service, lab or brand:<brand id>)")
     for scope in chosen:
-        if scope not in ROLES and not BRAND.match(scope):
+        if scope not in ROLES and not BRAND.fullmatch(scope):
             raise ConfigError(f"unknown scope {scope!r}: use admin, service, lab or brand:<brand user id (a UUID)>")
     return chosen
 

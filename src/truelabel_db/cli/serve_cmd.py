@@ -71,22 +71,29 @@ def serve(
     scan_burst: Annotated[int, typer.Option(help="Scans one client address may send at once.")] = 40,
     auth_cache_seconds: Annotated[float, typer.Option(help=(
         "Seconds an API key's check is remembered (how long a revocation takes to reach the service)."))] = 30.0,
+    auth_failures_per_minute: Annotated[int, typer.Option(help=(
+        "Failed authentications a client address may make a minute before it is answered 429 (0: no limit)."))] = 20,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(envvar="FORWARDED_ALLOW_IPS", help=(
+        "Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, '*' for any); "
+        "default: none, the client address is the connection's."))] = None,
 ) -> None:
     """Serve True Label's hot paths over HTTP (OpenAPI docs at /docs, health at /health).
 
     PostgreSQL credentials for a primary published by the cutover come from
     $TRUELABEL_TARGET_URL, never from the command line. Brand data, the validation queue and
     the metrics need an API key (`truelabel-db keys create`) or the admin token in
-    $TRUELABEL_ADMIN_TOKEN; without either, serve listens on loopback only.
+    $TRUELABEL_ADMIN_TOKEN (at least 32 characters; removed from the environment before any
+    worker starts); without either, serve listens on loopback only.
     """
     from truelabel_db.extras import require
 
     require("serve", "`serve`")
-    from truelabel_db.service.auth import ADMIN_TOKEN_ENV, admin_token_digest
+    from truelabel_db.service.auth import take_admin_token
     from truelabel_db.service.config import ServiceConfig
     from truelabel_db.service.pgbouncer import PoolerSettings
     from truelabel_db.service.server import serve as run_service
 
+    admin_token_sha256 = take_admin_token()   # first: no child process may inherit the token
     config = ServiceConfig(database=resolve_database(database), redis_url=resolve_redis(redis_url), cache=cache,
                            primary_file=primary_file, follow_primary=follow,
                            postgres_url=os.environ.get("TRUELABEL_TARGET_URL"), gate_wait=gate_wait,
@@ -95,9 +102,9 @@ def serve(
                            warm_interval=warm_every, warm_brands=warm_brands, legacy_mode=legacy_mode,
                            replicas=tuple(replica or ()), replica_max_lag=replica_max_lag,
                            legacy_path=legacy_path, scan_rate=scan_rate, scan_burst=scan_burst,
-                           auth_cache_seconds=auth_cache_seconds, admin_token_sha256=(
-                               admin_token_digest(token) if (token := os.environ.get(ADMIN_TOKEN_ENV)) else None))
+                           auth_cache_seconds=auth_cache_seconds, auth_failures_per_minute=auth_failures_per_minute,
+                           admin_token_sha256=admin_token_sha256)
     pooler = PoolerSettings(pool_size=pgbouncer_pool_size) if pgbouncer else None
     run_service(config, host=host, port=port, workers=workers, pooler=pooler, pooler_dir=pgbouncer_dir,
-                keep_alive=keep_alive,
+                keep_alive=keep_alive, forwarded_allow_ips=forwarded_allow_ips or None,
                 announce=err.print)

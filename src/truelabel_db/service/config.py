@@ -43,6 +43,7 @@ class ServiceConfig:
     legacy_mode: str = "best"
     admin_token_sha256: str | None = None # SHA-256 of TRUELABEL_ADMIN_TOKEN (the token itself never travels)
     auth_cache_seconds: float = 30.0      # how long a key's verdict is remembered (a revocation's delay)
+    auth_failures_per_minute: int = 20    # failed authentications per client address a minute; then 429 (0: off)
     scan_rate: float = 20.0               # scans a second per client address (0: no limit)
     scan_burst: int = 40                  # scans a client address may send at once
 

@@ -6,23 +6,69 @@ address. Each address has a token bucket, in process: ``rate`` scans a second on
 buckets (with N workers an address gets up to N times the rate: a bound, not an exact quota),
 the least recently seen address is forgotten first when ``MAX_CLIENTS`` are tracked, and a rate
 of 0 switches the limit off (the load benchmarks send thousands a second from loopback). Behind
-a proxy the address is the one uvicorn takes from ``X-Forwarded-For`` for trusted proxies
-(``FORWARDED_ALLOW_IPS``); a proxy that does not set it makes every client one address.
+a proxy the address is the one uvicorn takes from ``X-Forwarded-For`` for the proxies named by
+``serve --forwarded-allow-ips`` (none by default); a proxy that does not set it makes every
+client one address.
+
+A bucket is keyed by ``client_key``, not by the address string as given: an IPv6 host usually
+holds a whole /64 (2^64 addresses), so IPv6 addresses are grouped by their /64; an IPv4 address
+mapped into IPv6 is that IPv4 address; anything that is not an address (a test client's name, a
+header a misconfigured proxy forwarded) shares one ``unknown`` bucket, so it cannot mint buckets.
+
+Failed authentications are limited per client the same way (``FailureLimiter``): each one may
+cost a database lookup, so past ``per_minute`` failures a client is answered 429 until its
+minute is over.
 
 Sizes are checked before anything touches the database or the cache: identifiers in paths are
-at most ``MAX_ID`` characters (a UUID is 36), a scan's body at most ``MAX_SCAN_BODY`` bytes.
+at most ``MAX_ID`` characters (a UUID is 36), a scan's body at most ``MAX_SCAN_BODY`` bytes. A
+UUID in a path is accepted in two spellings only, 36 characters with hyphens or 32 hex digits
+(any case), and served under its canonical one (``canonical_uuid``): Python's ``uuid.UUID``
+takes more (``urn:uuid:``, braces) than PostgreSQL does, and every spelling would otherwise be a
+cache key and a scope of its own.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+
+from cachetools import TTLCache
 
 MAX_ID = 64
 MAX_SCAN_BODY = 4 * 1024
 MAX_CLIENTS = 100_000
+UNKNOWN_CLIENT = "unknown"
+IPV6_GROUP = 64
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}")
+
+
+def canonical_uuid(text: str) -> str | None:
+    """``text`` as a lower-case hyphenated UUID if it is spelled as one (36 characters with
+    hyphens, or 32 hex digits, any case); None for anything else."""
+    if not _UUID.fullmatch(text):
+        return None
+    return str(uuid.UUID(hex=text))
+
+
+@lru_cache(maxsize=4096)
+def client_key(host: str | None) -> str:
+    """The bucket a client's address belongs to: an IPv4 address, an IPv6 /64, or ``unknown``."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return UNKNOWN_CLIENT
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_GROUP), strict=False))
+    return str(address)
 
 
 @dataclass
@@ -48,7 +94,7 @@ class RateLimiter:
         if not self.enabled:
             return 0.0
         now = time.monotonic() if now is None else now
-        bucket = self._bucket(client or "unknown", now)
+        bucket = self._bucket(client_key(client), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
         if bucket.tokens >= 1:
@@ -71,3 +117,36 @@ class RateLimiter:
 def retry_after(seconds: float) -> str:
     """Whole seconds, at least one: what the header allows."""
     return str(max(1, math.ceil(seconds)))
+
+
+class FailureLimiter:
+    """At most ``per_minute`` failures per client (``client_key``) in a minute from its first;
+    bounded (the least recently failed clients are forgotten first). 0 switches it off."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = MAX_CLIENTS) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        # [failures, when its minute started]: mutated in place, so a failure does not extend it
+        self._failures: TTLCache[str, list[float]] = TTLCache(max_clients, 60.0, timer=clock)
+        self.refused = 0
+
+    def blocked(self, client: str | None) -> float:
+        """Seconds until ``client`` may try again; 0.0 when it may now."""
+        if self.per_minute <= 0:
+            return 0.0
+        seen = self._failures.get(client_key(client))
+        if seen is None or seen[0] < self.per_minute:
+            return 0.0
+        self.refused += 1
+        return max(0.0, seen[1] + 60.0 - self._clock())
+
+    def failed(self, client: str | None) -> None:
+        if self.per_minute <= 0:
+            return
+        key = client_key(client)
+        seen = self._failures.get(key)
+        if seen is None:
+            self._failures[key] = [1, self._clock()]
+        else:
+            seen[0] += 1

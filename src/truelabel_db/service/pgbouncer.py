@@ -19,7 +19,9 @@ system user when we are root (PgBouncer refuses to run as root). It listens on a
 only, in that folder (mode 0700): only its owner and root can connect, so trusting who connects
 gives nobody more than the service already has. ``url`` is the connection string through it.
 The upstream password, if the URL carries one, is written to the configuration file (mode
-0600), never to a command line. When the process that started it dies, PgBouncer is sent
+0600), never to a command line, and its environment is a minimal one of its own
+(``pooler_environment``): nothing of ``serve``'s (the admin token, ``TRUELABEL_TARGET_URL``)
+reaches it. When the process that started it dies, PgBouncer is sent
 SIGTERM (Linux's parent-death signal): ``serve --pgbouncer`` killed leaves no pooler behind.
 """
 
@@ -123,6 +125,7 @@ class PgBouncer:
         # Its log goes to the file only: a pipe nobody reads fills up and stops PgBouncer mid-write.
         self._process = subprocess.Popen([self.binary, "--quiet", str(config)], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         env=pooler_environment(),
                                          preexec_fn=_child_setup, **user)  # type: ignore[call-overload]
         self._wait_ready(timeout)
         return self
@@ -180,6 +183,13 @@ class PgBouncer:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+def pooler_environment() -> dict[str, str]:
+    """PgBouncer's whole environment: what any program needs (the path, the locale, the time
+    zone) and nothing else of ours; its configuration file says everything it needs to know."""
+    kept = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "TZ") if name in os.environ}
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **kept}
 
 
 def _binary() -> str:

@@ -7,6 +7,11 @@ uvicorn and the client unchanged). ``ServiceApp`` answers ``POST /scans`` itself
 other request, and the lifespan, to FastAPI. The FastAPI route of the same path (it documents
 the endpoint in OpenAPI, and serves an app mounted without this wrapper) calls the same
 ``answer_scan``, so both give the same answers.
+
+A body is never read further than it may be: a ``Content-Length`` past ``MAX_BODY`` is refused
+before anything is read, the per-client rate limit (``admit``) answers before the body is read,
+and reading stops as soon as the limit is passed (chunked bodies); both refusals are 413 with
+``connection: close``, so the rest of the body is not waited for.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ MAX_CODE, MAX_AGENT = 200, 500
 UNKNOWN_ANSWER = orjson.dumps({"recorded": False, "detail": "no product carries this QR code"})
 Submit = Callable[[Scan], Awaitable[Record | None]]
 Answer = tuple[int, bytes, dict[str, str]]
+CLOSE = {"Connection": "close"}     # after a refused body: the rest of it is never read
+TOO_LARGE: Answer = (413, orjson.dumps({"detail": f"a scan's body is at most {MAX_BODY} bytes"}), CLOSE)
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
                    Awaitable[None]]
 
@@ -85,37 +92,58 @@ async def answer_scan(submit: Submit, body: bytes, agent_header: str | None, cli
 
 
 class ServiceApp:
-    """The service's ASGI application: ``POST /scans`` here, everything else to FastAPI."""
+    """The service's ASGI application: ``POST /scans`` here, everything else to FastAPI.
 
-    def __init__(self, api: ASGIApp, scan: Callable[[bytes, str | None, str | None], Awaitable[Answer]]) -> None:
-        self.api, self._scan = api, scan
+    ``admit(client)`` is the rate limit (an answer to refuse with, or None), asked before the
+    body is read; ``scan(body, agent, client)`` answers a scan.
+    """
+
+    def __init__(self, api: ASGIApp, admit: Callable[[str | None], Answer | None],
+                 scan: Callable[[bytes, str | None, str | None], Awaitable[Answer]]) -> None:
+        self.api, self._admit, self._scan = api, admit, scan
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] != "http" or scope["path"] != "/scans" or scope["method"] != "POST":
             await self.api(scope, receive, send)
             return
-        body = await _read_body(receive)
-        agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), None)
         client = scope.get("client")
-        status, payload, headers = await self._scan(body, agent, client[0] if client else None)
+        host = client[0] if client else None
+        answer = TOO_LARGE if declared_length(header(scope, b"content-length")) > MAX_BODY else self._admit(host)
+        if answer is None:
+            body = await read_body(receive, MAX_BODY)
+            answer = TOO_LARGE if body is None else await self._scan(body, header(scope, b"user-agent"), host)
+        status, payload, headers = answer
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                                 *((k.lower().encode(), v.encode()) for k, v in headers.items())]})
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes:
-    """The whole body, but never much more than ``MAX_BODY`` (the answer is then 413)."""
+def header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
+
+
+def declared_length(value: str | None) -> int:
+    """The ``Content-Length`` a client declared; 0 when none (or none that is a number)."""
+    if not value or not (value.isascii() and value.isdigit()):
+        return 0
+    return int(value) if len(value) <= 18 else 1 << 62   # int() refuses thousands of digits
+
+
+async def read_body(receive: Callable[[], Awaitable[Any]], limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes (the rest is never read)."""
     chunks: list[bytes] = []
-    room = MAX_BODY + 1            # one byte past the limit is enough to say it was passed
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")[:room]
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
         chunks.append(chunk)
-        room -= len(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
