@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.fix_auth import ADMIN, ADMIN_HEADERS
 from tests.fix_db import drop_database_soon, make_database
 from tests.fix_twin import Pair
 from tests.fix_wait import wait_until
@@ -49,7 +50,8 @@ def live_pair(tmp_path: Path) -> Iterator[Pair]:
 
 @contextmanager
 def serving(url: str, redis_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(ServiceConfig(database=url, redis_url=redis_url, **QUIET))) as client:
+    with TestClient(create_app(ServiceConfig(database=url, redis_url=redis_url, **QUIET, **ADMIN)),
+                    headers=ADMIN_HEADERS) as client:
         yield client
 
 
@@ -165,7 +167,8 @@ def test_the_copy_fires_no_trigger_and_leaves_them_attached(live_pair: Pair) -> 
     with psycopg.connect(live_pair.url, autocommit=True) as conn:
         assert cache_changes.installed(conn)
         snapshot = "1:1:"
-        assert cache_changes.sweep(conn, snapshot).changes == []
+        # the copy's refresh of the dashboard view announces itself; no row of the load does
+        assert [c for c in cache_changes.sweep(conn, snapshot).changes if c.table != "brand_dashboard_stats"] == []
 
 
 def test_a_dashboard_refreshed_by_the_maintenance_job_is_read_fresh(live_pair: Pair, cached: CachedHotPaths) -> None:
