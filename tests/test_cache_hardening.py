@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from truelabel_db.cache import LayeredCache, keys
+from truelabel_db.cache import LayeredCache, keys, redis_layer
 from truelabel_db.cache.memory import MemoryLayer
 from truelabel_db.hotpaths.cached import CachedHotPaths
 
@@ -111,3 +112,19 @@ def test_the_memory_layers_group_index_stays_as_bounded_as_the_layer() -> None:
         memory.set(f"search:{uuid.uuid4().hex[:24]}", ["hit"], 60)
     assert len(memory) == 10
     assert sum(len(members) for members in memory._groups.values()) <= 3 * 10
+
+
+def test_anonymous_searches_fill_at_most_a_small_search_group(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert redis_layer.cap_of(keys.search("anything", 20)) <= 2_000
+    assert redis_layer.cap_of(keys.product(str(uuid.uuid4()))) == redis_layer.GROUP_CAP
+    monkeypatch.setitem(redis_layer.GROUP_CAPS, "search:*", 5)
+    cache = LayeredCache(redis_url).start()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for n in range(8):
+            cache.get_or_load(keys.search(f"query {n}", 20), lambda: [{"n": 1}], 60)
+        assert client.zcard(redis_layer.GROUP + "search:*") == 5
+        assert sum(1 for _ in client.scan_iter(match=redis_layer.VALUE + "search:*")) == 5
+    finally:
+        client.close()
+        cache.close()
