@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 import redis
+from psycopg_pool import ConnectionPool
 
-from truelabel_db.cache import LayeredCache, keys, redis_layer
+from tests.fix_wait import wait_until
+from truelabel_db.cache import CacheConfig, LayeredCache, keys, redis_layer
 from truelabel_db.cache.memory import MemoryLayer
+from truelabel_db.cache.warming import Warmer
 from truelabel_db.hotpaths.cached import CachedHotPaths
+from truelabel_db.schema.ddl import apply_schema
 
 
 class Paths:
@@ -128,3 +134,85 @@ def test_anonymous_searches_fill_at_most_a_small_search_group(redis_url: str, mo
     finally:
         client.close()
         cache.close()
+
+
+@pytest.fixture
+def pool(pg_url: str) -> Iterator[ConnectionPool]:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        apply_schema(conn, ("pre",))
+    with ConnectionPool(pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}) as opened:
+        yield opened
+
+
+@pytest.fixture
+def layered(redis_url: str, pool: ConnectionPool) -> Iterator[LayeredCache]:
+    opened = LayeredCache(redis_url, pool, CacheConfig(stats_flush=0.05)).start()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_an_invalidation_redis_did_not_take_keeps_l2_unread_until_it_is_flushed(layered: LayeredCache) -> None:
+    key = keys.product(str(uuid.uuid4()))
+    assert layered.get_or_load(key, lambda: "old", 300) == "old"
+    assert layered.l2 is not None and layered.l2.get(key) == (True, "old")
+    layered.l2._failed()                    # a Redis call just failed: L2 steps aside for a moment
+    layered.invalidate([key])               # ... so this invalidation never reaches it
+    assert layered.l2_dirty
+    wait_until(lambda: layered.l2.available, "Redis is asked again")  # type: ignore[union-attr]
+    assert layered.get(key) == (False, None)  # before: "old", from L2, until its TTL
+    wait_until(lambda: not layered.l2_dirty, "L2 was flushed once Redis answered")
+    assert layered.l2.get(key) == (False, None)
+    assert layered.get_or_load(key, lambda: "new", 300) == "new"
+    assert layered.l2.get(key) == (True, "new")
+
+
+def test_the_warmer_does_not_store_a_value_changed_while_it_read_it(layered: LayeredCache) -> None:
+    pid = str(uuid.uuid4())
+    key = keys.product(pid)
+
+    class Changing:
+        def popular_products(self, limit: int) -> list[str]:
+            return [pid]
+
+        def product(self, product_id: str) -> dict[str, str]:
+            layered.invalidate([key], publish=False)  # the listener swept a change meanwhile
+            return {"id": product_id, "name": "old"}
+
+        def validation_queue(self, limit: int) -> list[object]:
+            return []
+
+        def brands(self, limit: int) -> list[str]:
+            return []
+
+    cached = SimpleNamespace(paths=Changing(), cache=layered)
+    assert Warmer(cached).warm().products == 1  # type: ignore[arg-type]
+    assert layered.get(key) == (False, None)
+    assert layered.l3 is not None and layered.l3.get(key)[0] is False
+
+
+def test_a_persistent_value_invalidated_while_it_loaded_does_not_reach_the_table(pool: ConnectionPool) -> None:
+    cache = LayeredCache(pool=pool).start()  # no Redis, no token: the generation guards L3
+    try:
+        key = keys.product(str(uuid.uuid4()))
+
+        def changed_meanwhile() -> str:
+            cache.invalidate([key], publish=False)
+            return "old"
+
+        assert cache.get_or_load(key, changed_meanwhile, 300, persistent=True) == "old"
+        assert cache.l3 is not None and cache.l3.get(key)[0] is False
+    finally:
+        cache.close()
+
+
+def test_a_suspect_cache_stores_nothing_and_does_not_wait_for_what_l2_holds(layered: LayeredCache) -> None:
+    assert layered.l2 is not None
+    key = keys.product(str(uuid.uuid4()))
+    layered.mark_suspect()
+    layered.set(key, "unguarded", 300)
+    assert layered.l2.get(key) == (False, None) and layered.l1.get(key) is MemoryLayer.MISSING
+    layered.l2.set(key, "from before the outage", 300)
+    assert layered.l2.try_lock(key, "another process", 10, 300) is True
+    assert layered.get_or_load(key, lambda: "fresh", 300) == "fresh"
