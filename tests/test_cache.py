@@ -214,7 +214,8 @@ def test_without_redis_the_cache_serves_from_memory_the_table_or_the_loader(pool
 def test_rules_map_events_to_keys_groups_and_delayed_patterns() -> None:
     planned = plan("product:update", {"id": "p1", "userId": "u1", "qrCode": "TL-1"})
     assert planned.keys == ["product:p1", "qr:TL-1", "dashboard:brand:u1"]
-    assert planned.groups == ["products:user:u1:*", "products:latest:*", "validations:queue:*"]
+    assert planned.groups == ["products:user:u1:*", "products:latest:*", "validations:queue:*",
+                              "analytics:brand:u1:*"]
     assert planned.delayed == [("search:*", 1.0)]
     with pytest.raises(ConfigError, match="needs userId"):
         plan("product:update", {"id": "p1"})

@@ -4,10 +4,12 @@ connection serves nothing stale once it is back."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -19,7 +21,7 @@ from tests.fix_db import drop_database_soon, make_database
 from tests.fix_twin import Pair
 from tests.fix_wait import wait_until
 from truelabel_db.cache import LayeredCache, keys
-from truelabel_db.cache.listener import ListenerConfig
+from truelabel_db.cache.listener import POSITION_KEY, DatabaseListener, ListenerConfig
 from truelabel_db.capture import install_capture
 from truelabel_db.catalog import cache_changes
 from truelabel_db.copy import CopyOptions, run_copy
@@ -196,16 +198,165 @@ def test_a_dashboard_refreshed_by_the_maintenance_job_is_read_fresh(live_pair: P
 
 def test_the_maintenance_job_keeps_the_change_log_to_its_window(live_pair: Pair) -> None:
     """No service need run for the log to stay bounded: the job trims it (the follower too)."""
-    from datetime import timedelta
-
     from truelabel_db.maintain.cache_log import TrimCacheLog
     from truelabel_db.maintain.runner import run_job
 
     with psycopg.connect(live_pair.url, autocommit=True) as conn:
         conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 5)")
+        assert run_job(conn, TrimCacheLog(keep=timedelta(minutes=15)), wait=True).detail["removed"] == 0
         old = conn.execute("UPDATE truelabel_meta.cache_changes SET at = at - interval '1 hour'").rowcount
         assert old >= 5
+        an_hour_ago(conn)
         conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 1)")
         result = run_job(conn, TrimCacheLog(keep=timedelta(minutes=15)), wait=True)
         assert result.status == "done" and result.detail["removed"] == old
         assert conn.execute("SELECT count(*) FROM truelabel_meta.cache_changes").fetchone()[0] == 1
+
+
+def an_hour_ago(conn: psycopg.Connection) -> None:
+    """As if the log's rows and the trims' marks were an hour old (a test cannot wait 15 min)."""
+    conn.execute("UPDATE truelabel_meta.cache_changes SET at = at - interval '1 hour'")
+    conn.execute("UPDATE truelabel_meta.cache_trim_marks SET taken_at = taken_at - interval '1 hour'")
+
+
+def test_a_change_committed_late_by_a_long_transaction_outlives_its_insert_time(live_pair: Pair) -> None:
+    """The log is trimmed by commit time: a transaction open longer than the window commits rows
+    already past it by insert time, which a trim by insert time deleted before any sweep."""
+    with psycopg.connect(live_pair.url, autocommit=True) as admin, psycopg.connect(live_pair.url) as slow:
+        since = cache_changes.current_snapshot(admin)
+        slow.execute("UPDATE products SET name = 'Renamed slowly' WHERE id IN (SELECT id FROM products LIMIT 1)")
+        cache_changes.trim(admin)     # a mark: taken while the slow transaction is open
+        slow.commit()
+        an_hour_ago(admin)            # the mark, and the row's insert time, are past the window
+        cache_changes.trim(admin)     # (what the copy logged before ``since`` may go)
+        changes = cache_changes.sweep(admin, since).changes
+        assert [(c.table, c.key) for c in changes] == [("products", changes[0].key)] and changes[0].key
+        assert cache_changes.trimmed_past(admin, since) is False  # a listener at since lost nothing
+
+
+def test_nobody_trims_the_log_to_less_than_five_minutes(live_pair: Pair) -> None:
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        since = cache_changes.current_snapshot(conn)
+        conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 3)")
+        for _ in range(2):
+            assert cache_changes.trim(conn, timedelta(0)) == 0
+        assert len(cache_changes.sweep(conn, since).changes) == 3
+
+
+def test_a_listener_behind_a_trim_empties_the_cache_instead_of_trusting_the_log(live_pair: Pair) -> None:
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        since = cache_changes.current_snapshot(conn)
+        conn.execute("UPDATE products SET name = name || '' WHERE id IN (SELECT id FROM products LIMIT 1)")
+        cache_changes.trim(conn)
+        an_hour_ago(conn)
+        assert cache_changes.trim(conn) >= 1
+        assert cache_changes.trimmed_past(conn, since) is True
+        assert cache_changes.trimmed_past(conn, cache_changes.current_snapshot(conn)) is False
+
+
+def test_without_the_triggers_the_cache_still_caches_as_before_database_events(live_pair: Pair,
+                                                                               redis_url: str) -> None:
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        cache_changes.remove_triggers(conn)
+    paths = PostgresHotPaths(live_pair.url, max_size=4)
+    cache = LayeredCache(redis_url, paths.pool).start()
+    served = CachedHotPaths(paths, cache)
+    try:
+        listener = served.listener
+        assert listener is not None
+        wait_until(lambda: listener.unavailable is not None and not listener._thread.is_alive(), "the listener gave up")
+        assert not cache.suspect  # before: suspect for ever, i.e. no caching at all
+        product_id = paths.product_list(1)[0]["id"]
+        served.product(product_id)
+        assert cache.get(keys.product(product_id))[0]
+    finally:
+        served.close()
+        cache.close()
+        paths.close()
+
+
+def test_an_unexpected_error_in_the_listener_is_retried_from_the_same_position(live_pair: Pair,
+                                                                               redis_url: str) -> None:
+    paths = PostgresHotPaths(live_pair.url, max_size=2)
+    cache = LayeredCache(redis_url, paths.pool).start()
+    seen: list[list[str]] = []
+
+    def apply(changes: list[cache_changes.Change]) -> None:
+        seen.append([c.table for c in changes])
+        if len(seen) == 1:
+            raise RuntimeError("a bug in a rule")
+
+    listener = DatabaseListener(live_pair.url, cache, apply, ListenerConfig(retry=0.05)).start()
+    try:
+        assert listener.connected.wait(10)
+        rename(live_pair.url, paths.product_list(1)[0]["id"], "Renamed before the bug")
+        wait_until(lambda: len(seen) >= 2, "the listener came back and swept again")  # before: its thread died
+        assert seen[1] == seen[0] == ["products"]  # the position did not move past what was not applied
+        wait_until(lambda: not cache.suspect and listener._thread.is_alive(), "the listener is back")
+    finally:
+        listener.stop()
+        cache.close()
+        paths.close()
+
+
+def test_a_saved_position_of_another_database_history_empties_l2(live_pair: Pair, redis_url: str) -> None:
+    paths = PostgresHotPaths(live_pair.url, max_size=2)
+    cache = LayeredCache(redis_url, paths.pool).start()
+    assert cache.l2 is not None
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        here = cache_changes.current_snapshot(conn)
+        identity = cache_changes.database_identity(conn)
+    listeners = []
+    try:
+        for position in ({"snapshot": here, "identity": "another cluster/1"},
+                         {"snapshot": "999999999:999999999:", "identity": identity}):
+            cache.l2.set("product:left-by-the-other-history", "stale", 300)
+            cache.l2.set_raw(POSITION_KEY, json.dumps(position), 300)
+            listener = DatabaseListener(live_pair.url, cache, lambda changes: None).start()
+            listeners.append(listener)
+            assert listener.connected.wait(10)
+            assert cache.l2.get("product:left-by-the-other-history") == (False, None), position
+            listener.stop()
+        cache.l2.set("product:kept", "current", 300)
+        listener = DatabaseListener(live_pair.url, cache, lambda changes: None).start()  # this history's
+        listeners.append(listener)
+        assert listener.connected.wait(10)
+        assert cache.l2.get("product:kept") == (True, "current")
+    finally:
+        for listener in listeners:
+            listener.stop()
+        cache.close()
+        paths.close()
+
+
+def test_sweeps_are_coalesced_not_one_per_notification(live_pair: Pair, cached: CachedHotPaths) -> None:
+    listener = cached.listener
+    assert listener is not None
+    product_id = cached.paths.product_list(1)[0]["id"]
+    sweeps, events = listener.sweeps, cached.cache.stats.snapshot().get("db_events", 0)
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        for n in range(200):  # 200 transactions, 200 notifications
+            conn.execute("UPDATE products SET name = %s WHERE id = %s", (f"Renamed {n}", product_id))
+    wait_until(lambda: cached.cache.stats.snapshot().get("db_events", 0) - events >= 200, "every change applied")
+    assert listener.sweeps - sweeps < 50  # one per notification before (~100 here: some arrive together)
+
+
+def test_the_position_is_not_saved_while_l2_missed_an_invalidation(live_pair: Pair, cached: CachedHotPaths) -> None:
+    listener, l2 = cached.listener, cached.cache.l2
+    assert listener is not None and l2 is not None
+    product_id = cached.paths.product_list(1)[0]["id"]
+    saved = l2.get_raw(POSITION_KEY)
+    l2.backoff = 3600.0
+    l2._failed()                                  # Redis away: the sweep's invalidation cannot reach it
+    sweeps = listener.sweeps
+    rename(live_pair.url, product_id, "Renamed while Redis was away")
+    wait_until(lambda: cached.cache.l2_dirty and listener.sweeps > sweeps + 1, "the change was swept")
+    flush = l2.flush
+    l2.flush = lambda: False                      # type: ignore[method-assign]  # Redis back, L2 not flushed yet
+    l2._down_until = 0.0
+    sweeps = listener.sweeps
+    wait_until(lambda: listener.sweeps > sweeps + 2, "the listener swept again with Redis back")
+    assert l2.get_raw(POSITION_KEY) == saved      # a process starting now sweeps from before the change
+    l2.flush = flush                              # type: ignore[method-assign]
+    wait_until(lambda: not cached.cache.l2_dirty and l2.get_raw(POSITION_KEY) != saved,
+               "L2 was flushed once Redis answered, then the position moved")

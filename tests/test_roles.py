@@ -103,3 +103,18 @@ def test_the_app_login_fires_the_cache_triggers_and_reads_the_change_log(shared_
         cache_changes.trim(conn, timedelta(minutes=15))
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM truelabel_meta.cache_changes")
+        assert cache_changes.trimmed_past(conn, since) in (False, True)  # the app role may ask
+
+
+@pytest.mark.parametrize("function", [f for f, _ in cache_changes.TRIGGERS.values()])
+def test_the_app_login_cannot_attach_the_cache_trigger_functions_to_a_table_of_its_own(
+        shared_pair: Pair, roles: dict[str, str], function: str) -> None:
+    """Definer functions that log changes: attached to its own temp table and TRUNCATEd, they
+    would empty every process's cache; and they still fire for the app's own writes."""
+    with as_role(shared_pair.url, roles["login"]) as conn:
+        conn.execute("CREATE TEMP TABLE mine (id int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("CREATE TRIGGER flood AFTER TRUNCATE ON mine FOR EACH STATEMENT "
+                                 "EXECUTE FUNCTION {}()").format(sql.Identifier("truelabel_meta", function)))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT truelabel_meta.cache_event_refreshed('brand_dashboard_stats')")

@@ -27,9 +27,10 @@ class Rule:
 RULES: dict[str, tuple[Rule, ...]] = {
     "product:create": (Rule("products:user:{userId}:*"), Rule("products:latest:*"),
                        Rule("dashboard:brand:{userId}"), Rule("search:*", delay=1.0)),
+    # analytics show the brand's top products by name: a rename is seen there at once too
     "product:update": (Rule("product:{id}"), Rule("products:user:{userId}:*"), Rule("products:latest:*"),
                        Rule("qr:{qrCode}"), Rule("dashboard:brand:{userId}"), Rule("validations:queue:*"),
-                       Rule("search:*", delay=1.0)),
+                       Rule("analytics:brand:{userId}:*"), Rule("search:*", delay=1.0)),
     "validation:create": (Rule("product:{productId}"), Rule("products:latest:*"),
                           Rule("validations:queue:*"), Rule("metrics:*")),
     "validation:update": (Rule("product:{productId}"), Rule("products:latest:*"),

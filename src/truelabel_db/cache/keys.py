@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 
 SEPARATOR = ":"
 WILDCARD = "*"
@@ -28,6 +29,45 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_SEGMENT)
 GROUP_SHAPES = ("products:user:?:*", "products:latest:*", "validations:queue:*", "metrics:*", "search:*",
                 "analytics:brand:?:*", "dashboard:*")
 _SHAPES = tuple(tuple(shape.split(SEPARATOR)[:-1]) for shape in GROUP_SHAPES)
+
+# A key is never cached when it holds this (not a segment character): for ids and numbers whose
+# spelling would give one answer several keys, not all of which an invalidation names.
+UNCACHEABLE = "!"
+
+# Page sizes that are cached: a list asked for with another limit is answered from the next
+# size up, sliced, so a client choosing every limit from 1 to 5000 makes a handful of keys.
+PAGES = (20, 50, 100, 200, 500, 1000, 2000, 5000)
+SEARCH_PAGES = (20, 50)   # a search page is cached only up to 50 rows (see ``search``)
+# Analytics windows that are cached; any other number of days is computed every time.
+ANALYTICS_DAYS = (1, 7, 14, 30, 60, 90, 180, 365)
+
+_UUID_36 = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_UUID_32 = re.compile(r"[0-9A-Fa-f]{32}")
+_UUID_LIKE = re.compile(r"(?i)(urn:uuid:)?\{?[0-9a-f-]{32,}\}?")
+
+
+def canonical_id(value: str) -> str | None:
+    """One spelling per id, the one the invalidation rules use (PostgreSQL's uuid text).
+
+    A UUID written in capitals or without hyphens is the same row to PostgreSQL: it becomes
+    the lower-case hyphenated form. Other spellings PostgreSQL also reads (``urn:uuid:``, braces,
+    hyphens after every fourth digit) are None: not cached, answered from the database. Ids
+    that are not UUIDs (a legacy cuid) are kept as they are."""
+    if _UUID_36.fullmatch(value) or _UUID_32.fullmatch(value):
+        return str(uuid.UUID(value))
+    if _UUID_LIKE.fullmatch(value) and len(re.sub(r"[^0-9A-Fa-f]", "", value.lower().removeprefix("urn:uuid:"))) == 32:
+        return None
+    return value
+
+
+def _id_segment(value: str) -> str:
+    found = canonical_id(value)
+    return UNCACHEABLE if found is None else found
+
+
+def page_of(limit: int, pages: tuple[int, ...] = PAGES) -> int | None:
+    """The cached page size that holds the first ``limit`` rows (None: larger than any)."""
+    return next((page for page in pages if limit <= page), None)
 
 
 def bounded(key: str) -> bool:
@@ -53,29 +93,39 @@ def is_group(pattern: str) -> bool:
 
 
 def product(product_id: str) -> str:
-    return f"product:{product_id}"
+    return f"product:{_id_segment(product_id)}"
 
 
 def product_by_qr(qr_code: str) -> str:
     return f"qr:{qr_code}"
 
 
+def _page(limit: int, pages: tuple[int, ...] = PAGES) -> str:
+    page = page_of(limit, pages)
+    return UNCACHEABLE if page is None else str(page)
+
+
 def latest_products(limit: int) -> str:
-    return f"products:latest:{limit}"
+    """The key of the page that holds the first ``limit`` products (``page_of``)."""
+    return f"products:latest:{_page(limit)}"
 
 
 def dashboard(brand_id: str) -> str:
-    return f"dashboard:brand:{brand_id}"
+    return f"dashboard:brand:{_id_segment(brand_id)}"
 
 
 def analytics(brand_id: str, days: int) -> str:
-    return f"analytics:brand:{brand_id}:{days}"
+    return f"analytics:brand:{_id_segment(brand_id)}:{days if days in ANALYTICS_DAYS else UNCACHEABLE}"
 
 
 def queue(limit: int) -> str:
-    return f"validations:queue:{limit}"
+    return f"validations:queue:{_page(limit)}"
 
 
 def search(text: str, limit: int) -> str:
-    digest = hashlib.sha256(f"{limit}\x00{' '.join(text.lower().split())}".encode()).hexdigest()[:24]
+    """A search page of at most 50 rows (20 or 50, sliced); a larger one is not cached."""
+    page = page_of(limit, SEARCH_PAGES)
+    if page is None:
+        return f"search:{UNCACHEABLE}"
+    digest = hashlib.sha256(f"{page}\x00{' '.join(text.lower().split())}".encode()).hexdigest()[:24]
     return f"search:{digest}"

@@ -16,7 +16,10 @@ whose listener lost its connection is ``suspect``: it empties L1, reads past L2 
 database and fills no L1 until the listener has swept the changes it missed.
 
 Nothing here raises because Redis or the cache table is unavailable: a layer that fails is
-skipped, and the worst case is the loader, i.e. the database.
+skipped, and the worst case is the loader, i.e. the database. An invalidation or a flush that
+Redis did not take leaves L2 **dirty**: it may hold what was just invalidated, so it is neither
+read, nor written, nor filled from L3 until a flush of it succeeds (``repair_l2``, retried by
+the stats thread and by the listener); L1 and L3, which took the invalidation, still serve.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class LayeredCache:
         self._flights_lock = threading.Lock()
         self._generation = 0
         self.suspect = False
+        self._l2_failures = 0       # invalidations or flushes Redis did not take, ever
+        self._l2_repaired = 0       # ... of which a later successful flush covers this many
         self.bus = (InvalidationBus(redis_url, self.origin, self._remote_invalidation, self._bus_dropped)
                     if redis_url else None)
         self._stop = threading.Event()
@@ -91,6 +96,33 @@ class LayeredCache:
             self.l2.add_stats(self.stats.unflushed())
             self.l2.close()
 
+    # -- Redis that missed an invalidation ----------------------------------------------------
+    @property
+    def l2_dirty(self) -> bool:
+        return self._l2_failures != self._l2_repaired
+
+    def _l2_usable(self) -> bool:
+        return self.l2 is not None and not self.l2_dirty and self.l2.available
+
+    def _l2_missed(self) -> None:
+        self._l2_failures += 1
+        self._generation += 1  # a value read from L2 before now is not filled into L1
+        self.stats.add("l2_dirty")
+
+    def repair_l2(self) -> bool:
+        """If L2 missed an invalidation: forget all of it (what it missed cannot be named once
+        the change is gone from the caller's hands); True when L2 may be used again."""
+        if not self.l2_dirty:
+            return True
+        if self.l2 is None or not self.l2.available:
+            return False
+        failures = self._l2_failures
+        if not self.l2.flush():
+            return False
+        self._l2_repaired = failures  # a failure during the flush keeps it dirty
+        self.stats.add("l2_repairs")
+        return not self.l2_dirty
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bool, Any]:
         if not bounded(key):
@@ -103,7 +135,7 @@ class LayeredCache:
         generation = self._generation
         if self.suspect:
             return False, None
-        if self.l2 is not None and self.l2.available:
+        if self.l2 is not None and self._l2_usable():
             found, value = self.l2.get(key)
             if found:
                 self.stats.hit("l2")
@@ -114,7 +146,7 @@ class LayeredCache:
             found, value, left = self.l3.get(key)
             if found:
                 self.stats.hit("l3")
-                if self.l2 is not None and generation == self._generation:
+                if self.l2 is not None and generation == self._generation and self._l2_usable():
                     self.l2.set(key, value, left)
                 self._fill_l1(key, value, left, generation)
                 return True, value
@@ -123,14 +155,17 @@ class LayeredCache:
 
     # -- writes ----------------------------------------------------------------------------
     def set(self, key: str, value: Any, ttl: float | None = None, persistent: bool = False) -> None:
+        """An unguarded store, for values the caller knows to be current (tests, tools): nothing
+        guards it against a change made since its value was read, so code that reads the
+        database to cache (the warmer) uses ``load``. Nothing is stored while ``suspect``."""
         ttl = ttl or self.config.default_ttl
-        if not bounded(key):
+        if not bounded(key) or self.suspect:
             return
         if value is None:
             self._fill_l1(key, None, ttl, self._generation)
             return
         self.l1.set(key, value, ttl)
-        if self.l2 is not None:
+        if self.l2 is not None and self._l2_usable():
             self.l2.set(key, value, ttl)
         if persistent and self.l3 is not None:
             self._l3_set(key, value, ttl)
@@ -143,6 +178,17 @@ class LayeredCache:
         found, value = self.get(key)
         if found:
             return cast(T, value)
+        return self._single_flight(key, loader, ttl, persistent)
+
+    def load(self, key: str, loader: Callable[[], T], ttl: float | None = None, persistent: bool = False) -> T:
+        """Load and store ``key`` whatever the layers hold (warming): with the same guards as a
+        miss in ``get_or_load`` (the load token, the generation), so a change swept while the
+        value was read leaves it uncached instead of cached for its TTL."""
+        if not bounded(key):
+            return loader()
+        return self._single_flight(key, loader, ttl, persistent)
+
+    def _single_flight(self, key: str, loader: Callable[[], T], ttl: float | None, persistent: bool) -> T:
         with self._flights_lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -165,8 +211,12 @@ class LayeredCache:
 
     def _load(self, key: str, loader: Callable[[], T], ttl: float, persistent: bool) -> T:
         generation = self._generation
+        if self.suspect:  # what L2 holds or another loader stores may be what we did not hear
+            self.stats.add("loads")
+            return loader()
         token = uuid.uuid4().hex
-        locked = self.l2.try_lock(key, token, self.config.lock_ttl, ttl) if self.l2 is not None else None
+        use_l2 = self.l2 is not None and self._l2_usable()
+        locked = self.l2.try_lock(key, token, self.config.lock_ttl, ttl) if self.l2 is not None and use_l2 else None
         if locked == UNCACHEABLE:
             self.stats.add("loads")
             return loader()
@@ -188,14 +238,21 @@ class LayeredCache:
                 self.l2.unlock(key, token)
             self._fill_l1(key, None, ttl, generation)
             return cast(T, None)
-        if locked and self.l2 is not None and not self.l2.store_if_ours(key, token, value, ttl):
+        # L3 first, so that an invalidation from now on finds it; taken back if the value
+        # turns out stale (its token gone, or an invalidation reached this process).
+        in_l3 = persistent and self.l3 is not None and self._l3_set(key, value, ttl)
+        if locked and self.l2 is not None:
+            stale = not self.l2.store_if_ours(key, token, value, ttl)  # the token guards L2 and L3
+        else:
+            stale = generation != self._generation  # no token: the generation guards both
+        if stale:
             self.stats.add("discarded")
+            if in_l3:
+                self._l3_drop(key)
             return value
-        if not locked and self.l2 is not None and generation == self._generation:
-            self.l2.set(key, value, ttl)  # no token guards this store: the generation does
+        if not locked and self.l2 is not None and self._l2_usable():
+            self.l2.set(key, value, ttl)
         self._fill_l1(key, value, ttl, generation)
-        if persistent and self.l3 is not None:
-            self._l3_set(key, value, ttl)
         return value
 
     def _wait_for_other_loader(self, key: str) -> tuple[bool, Any]:
@@ -218,11 +275,18 @@ class LayeredCache:
         if generation == self._generation and not self.suspect:
             self.l1.set(key, value, ttl)
 
-    def _l3_set(self, key: str, value: Any, ttl: float) -> None:
+    def _l3_set(self, key: str, value: Any, ttl: float) -> bool:
         try:
             self.l3.set(key, value, ttl)  # type: ignore[union-attr]
+            return True
         except psycopg.Error:
-            pass  # L3 is a second chance; losing one write to it loses nothing
+            return False  # L3 is a second chance; losing one write to it loses nothing
+
+    def _l3_drop(self, key: str) -> None:
+        try:
+            self.l3.invalidate([key], ())  # type: ignore[union-attr]
+        except psycopg.Error:
+            pass
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, keys: Sequence[str] = (), groups: Sequence[str] = (), *, publish: bool = True) -> None:
@@ -231,7 +295,8 @@ class LayeredCache:
         self._drop_local(list(keys), list(groups))
         self.stats.add("invalidations")
         if self.l2 is not None:
-            self.l2.invalidate(keys, groups)
+            if self.l2.invalidate(keys, groups) is None:
+                self._l2_missed()
             if publish:
                 self.l2.publish({"origin": self.origin, "keys": list(keys), "groups": list(groups)})
         if self.l3 is not None:
@@ -246,7 +311,11 @@ class LayeredCache:
         self.l1.clear()
         self.stats.add("flushes")
         if self.l2 is not None:
-            self.l2.flush()
+            failures = self._l2_failures
+            if self.l2.flush():
+                self._l2_repaired = failures  # nothing missed before survives a flush
+            else:
+                self._l2_missed()
             self.l2.publish({"origin": self.origin, "keys": [], "groups": [], "flush": True})
         if self.l3 is not None:
             try:
@@ -281,4 +350,5 @@ class LayeredCache:
     def _flush_stats(self) -> None:
         while not self._stop.wait(self.config.stats_flush):
             if self.l2 is not None:
+                self.repair_l2()
                 self.l2.add_stats(self.stats.unflushed())

@@ -3,20 +3,34 @@
 A thread holds a dedicated autocommit connection that LISTENs on ``cache_changes.CHANNEL``.
 Each notification (and, as a health check, every ``poll`` seconds without one) triggers a
 sweep: the changes committed since the listener's last snapshot, read in one statement, handed
-to ``apply`` (``db_events.ChangeApplier``), and the new snapshot kept as the position.
+to ``apply`` (``db_events.ChangeApplier``), and the new snapshot kept as the position. Sweeps
+are at least ``coalesce`` apart (the notifications that came meanwhile are drained, one sweep
+reads all their changes): one NOTIFY per transaction times one sweep per listener per process
+was a sweep per write per worker.
 
 Losing the connection makes the cache ``suspect`` at once (L1 emptied, L2 and L3 not read, no
 L1 fills). On reconnect the listener LISTENs first, then sweeps from the position it kept, so a
 change is either in that sweep or notified after it; only then is the cache trusted again. If
 it was away longer than the log keeps changes (``keep``), the changes cannot be named and the
-whole cache is emptied instead.
+whole cache is emptied instead; so it is when a trim removed changes its position had not seen
+(``cache_changes.trimmed_past``: the log is trimmed by commit, not insert, time).
 
 The position is also kept in Redis, so a process that starts (or a deployment that restarts)
-sweeps from where the last listener stopped instead of trusting whatever L2 holds.
+sweeps from where the last listener stopped instead of trusting whatever L2 holds. It is kept
+with the database's identity and trusted only for that database and a snapshot it has reached
+(a restore, a new cluster, a second deployment sharing Redis: L2 is emptied), for less than the
+log's window, and only once the changes it covers were applied to L2 (not while L2 is dirty).
+
+Without the triggers (a schema without pre_007) there is nothing to listen to: the listener
+says so once in the log and stops, and the cache is what it was before database events, TTLs
+and the service's own invalidations. An unexpected error in the thread makes the cache suspect
+and the listener reconnects, as for a lost connection.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +47,7 @@ from truelabel_db.catalog.cache_changes import Change
 
 POSITION_KEY = "tl:cache:db-position"
 APPLICATION_NAME = "truelabel-cache-listener"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class ListenerConfig:
     poll: float = 1.0                       # a sweep at least this often (also a liveness check)
     retry: float = 0.2                      # between reconnection attempts
     keep: timedelta = cache_changes.KEEP  # the change log's window
+    coalesce: float = 0.03                  # at most one sweep per this many seconds
     trim_every: float = 60.0
     connect_timeout: int = 3
 
@@ -54,6 +70,7 @@ class DatabaseListener:
         self.reconnects = 0
         self.unavailable: str | None = None  # why database events are not used here
         self._snapshot: str | None = None
+        self._identity: str | None = None
         self._swept_at: datetime | None = None
         self._trimmed = 0.0
         self._stop = threading.Event()
@@ -71,11 +88,17 @@ class DatabaseListener:
 
     # -- the loop --------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.is_set() and self.unavailable is None:
+        while not self._stop.is_set():
             try:
                 self._listen()
             except (psycopg.Error, OSError):
                 pass
+            except Exception:  # a bug or a surprise must not end the thread and leave the cache trusted
+                log.exception("the cache's database listener failed; the cache is suspect until it is back")
+            if self.unavailable is not None:
+                log.warning("cache invalidation by database events is off: %s; cached answers are "
+                            "invalidated by this service's own events and their TTLs only", self.unavailable)
+                return
             if self.connected.is_set() or self._snapshot is not None:
                 self._lost()
             self._stop.wait(self.config.retry)
@@ -103,25 +126,35 @@ class DatabaseListener:
             self._catch_up(conn)
             self.cache.trust_again()
             self.connected.set()
+            swept = time.monotonic()
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=self.config.poll, stop_after=1):
                     pass
+                pause = self.config.coalesce - (time.monotonic() - swept)
+                if pause > 0 and self._stop.wait(pause):
+                    return
+                for _ in conn.notifies(timeout=0):  # what came meanwhile: this sweep reads it
+                    pass
+                swept = time.monotonic()
                 self._sweep(conn)
                 self._maybe_trim(conn)
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         """From the position kept (here, else in Redis): sweep; from nowhere: forget L2."""
+        if self._identity is None:
+            self._identity = cache_changes.database_identity(conn)
         if self._snapshot is None:
-            self._snapshot = self._shared_position()
+            self._snapshot = self._shared_position(conn)
             if self._snapshot is None:
                 self._snapshot = cache_changes.current_snapshot(conn)
                 self.cache.flush()  # nothing says what the shared layers missed before us
                 return
         else:
             self.reconnects += 1
-        if self._swept_at is not None and self._swept_at < cache_changes.oldest_kept(conn, self.config.keep):
+        if ((self._swept_at is not None and self._swept_at < cache_changes.oldest_kept(conn, self.config.keep))
+                or cache_changes.trimmed_past(conn, self._snapshot)):
             self._snapshot = cache_changes.current_snapshot(conn)
-            self.cache.flush()  # away longer than the log keeps: what changed cannot be named
+            self.cache.flush()  # the log no longer holds all it missed: what changed cannot be named
             return
         self._sweep(conn)
 
@@ -132,7 +165,8 @@ class DatabaseListener:
             self.apply(swept.changes)
         self._snapshot, self._swept_at = swept.snapshot, swept.now
         self.sweeps += 1
-        self._save_position(swept.snapshot)
+        if self.cache.repair_l2():  # not while L2 may hold what these changes invalidate
+            self._save_position(swept.snapshot)
 
     def _maybe_trim(self, conn: psycopg.Connection[Any]) -> None:
         if time.monotonic() - self._trimmed >= self.config.trim_every:
@@ -140,9 +174,28 @@ class DatabaseListener:
             cache_changes.trim(conn, self.config.keep)
 
     # -- the position shared through Redis ---------------------------------------------------
-    def _shared_position(self) -> str | None:
-        return self.cache.l2.get_raw(POSITION_KEY) if self.cache.l2 is not None else None
+    def _shared_position(self, conn: psycopg.Connection[Any]) -> str | None:
+        """The last listener's snapshot, if it was of this database's history (else None)."""
+        raw = self.cache.l2.get_raw(POSITION_KEY) if self.cache.l2 is not None else None
+        if raw is None:
+            return None
+        try:
+            saved = json.loads(raw)
+            snapshot, identity = str(saved["snapshot"]), str(saved["identity"])
+        except (ValueError, KeyError, TypeError):
+            return None  # an older format or garbage: not evidence of anything
+        if identity != self._identity:
+            return None
+        try:
+            with conn.transaction():
+                if cache_changes.snapshot_ahead(conn, snapshot):
+                    return None  # a restore went back in time: that snapshot is of another history
+        except psycopg.DataError:
+            return None
+        return snapshot
 
     def _save_position(self, snapshot: str) -> None:
         if self.cache.l2 is not None:
-            self.cache.l2.set_raw(POSITION_KEY, snapshot, self.config.keep.total_seconds())
+            # shorter-lived than the log's window: a position Redis still holds was swept recently
+            self.cache.l2.set_raw(POSITION_KEY, json.dumps({"snapshot": snapshot, "identity": self._identity}),
+                                  self.config.keep.total_seconds() / 2)

@@ -25,6 +25,10 @@ VALUE, LOCK, GROUP = "tl:c:v:", "tl:c:l:", "tl:c:z:"
 CHANNEL = "tl:cache:invalidate"
 STATS = "tl:cache:stats"
 GROUP_CAP = 20_000          # members per group; a key that would pass it is not cached
+# Lower caps for groups whose keys anyone can mint: each search text is a key (of at most 50
+# rows, see keys.search), so an anonymous client could fill search:* and stop search caching for
+# everyone until its keys expire (120 s); 2,000 keys of 50 rows bound what it costs Redis.
+GROUP_CAPS = {"search:*": 2_000}
 UNCACHEABLE = -1
 
 # A group is a sorted set: member -> when its value expires (ms, Redis's clock). Joining one
@@ -116,7 +120,7 @@ class RedisLayer:
     def set(self, key: str, value: Any, ttl: float) -> bool:
         groups = [GROUP + g for g in groups_of(key)]
         return bool(self._call(self._store, keys=[VALUE + key, *groups],
-                               args=[_dump(value), int(ttl * 1000), key, GROUP_CAP], default=0))
+                               args=[_dump(value), int(ttl * 1000), key, cap_of(key)], default=0))
 
     def try_lock(self, key: str, token: str, lock_ttl: float, ttl: float) -> bool | int | None:
         """True: we load; False: another process loads; None: Redis is not there to ask;
@@ -126,7 +130,7 @@ class RedisLayer:
         so an invalidation during the load finds it, and the group forgets it after."""
         groups = [GROUP + g for g in groups_of(key)]
         result = self._call(self._acquire, keys=[LOCK + key, *groups],
-                            args=[token, int(lock_ttl * 1000), key, int((lock_ttl + ttl) * 1000), GROUP_CAP])
+                            args=[token, int(lock_ttl * 1000), key, int((lock_ttl + ttl) * 1000), cap_of(key)])
         if result is None:
             return None
         return UNCACHEABLE if result == UNCACHEABLE else bool(result)
@@ -187,6 +191,11 @@ class RedisLayer:
 
     def close(self) -> None:
         self.client.close()
+
+
+def cap_of(key: str) -> int:
+    """The most members a group of ``key`` may hold (the lowest cap of its groups)."""
+    return min([GROUP_CAPS.get(g, GROUP_CAP) for g in groups_of(key)] + [GROUP_CAP])
 
 
 def _dump(value: Any) -> str:

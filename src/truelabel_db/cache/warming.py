@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 
 from truelabel_db.cache import keys
 from truelabel_db.hotpaths.cached import TTL, CachedHotPaths
@@ -28,15 +29,20 @@ class Warmer:
         self._thread: threading.Thread | None = None
 
     def warm(self) -> Warmed:
+        """Each value through ``LayeredCache.load``: the load token and the generation guard it,
+        so a change swept between the warmer's read and its store leaves it uncached (before,
+        ``set`` stored it unguarded, stale for up to an hour)."""
         warmed = Warmed()
         paths, cache = self.cached.paths, self.cached.cache
         for product_id in paths.popular_products(self.popular):
-            cache.set(keys.product(product_id), paths.product(product_id), TTL["popular"], persistent=True)
+            cache.load(keys.product(product_id), partial(paths.product, product_id), TTL["popular"],
+                       persistent=True)
             warmed.products += 1
-        cache.set(keys.queue(100), paths.validation_queue(100), TTL["queue"])
+        cache.load(keys.queue(100), partial(paths.validation_queue, 100), TTL["queue"])
         warmed.queues += 1
         for brand in paths.brands(self.brand_limit):
-            cache.set(keys.dashboard(brand), paths.brand_dashboard(brand), TTL["dashboard"], persistent=True)
+            cache.load(keys.dashboard(brand), partial(paths.brand_dashboard, brand), TTL["dashboard"],
+                       persistent=True)
             warmed.dashboards += 1
         return warmed
 

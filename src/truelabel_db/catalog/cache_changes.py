@@ -120,12 +120,43 @@ def oldest_kept(conn: psycopg.Connection, keep: timedelta) -> datetime:
     return one(conn.execute("SELECT clock_timestamp() - %s", (keep,)))[0]  # type: ignore[no-any-return]
 
 
+def trimmed_past(conn: psycopg.Connection, since: str) -> bool:
+    """Whether a trim may have deleted changes committed after the snapshot ``since`` (False on a
+    schema applied before trims were marked: there, only the listener's clock can tell)."""
+    try:
+        with conn.transaction():
+            return one(conn.execute("SELECT truelabel_meta.cache_log_trimmed_past(%s::pg_snapshot)",
+                                    (since,)))[0] is True
+    except psycopg.errors.UndefinedFunction:
+        return False
+
+
+def database_identity(conn: psycopg.Connection) -> str:
+    """Which database's history a snapshot belongs to: the cluster's system identifier (a new
+    cluster, a restore with initdb) and the database's oid (another database of it). A physical
+    restore keeps both; its snapshots then go back in time, which ``snapshot_ahead`` sees."""
+    oid = one(conn.execute("SELECT oid::text FROM pg_database WHERE datname = current_database()"))[0]
+    try:
+        with conn.transaction():
+            system = one(conn.execute("SELECT system_identifier::text FROM pg_control_system()"))[0]
+    except psycopg.errors.InsufficientPrivilege:
+        system = "?"
+    return f"{system}/{oid}"
+
+
+def snapshot_ahead(conn: psycopg.Connection, snapshot: str) -> bool:
+    """Whether ``snapshot`` names transactions this database has not reached (another history)."""
+    return one(conn.execute("SELECT pg_snapshot_xmax(%s::pg_snapshot) > pg_snapshot_xmax(pg_current_snapshot())",
+                            (snapshot,)))[0] is True
+
+
 def announce_refresh(conn: psycopg.Connection, view: str) -> None:
     """A materialized view was refreshed: it has no triggers, so its refresher says so."""
     conn.execute("SELECT truelabel_meta.cache_event_refreshed(%s)", (view,))
 
 
 KEEP = timedelta(minutes=15)  # the log's window; a listener away longer empties its cache
+MIN_KEEP = timedelta(minutes=5)  # trim_cache_changes never keeps less, whoever calls it
 
 
 def trim(conn: psycopg.Connection, keep: timedelta = KEEP) -> int:

@@ -1,7 +1,9 @@
 """The hot paths through the layered cache: what the reference service calls.
 
 Reads are ``get_or_load`` on a key per question (see ``cache.keys``) with the TTL that suits
-it; writes go to the database and then raise their domain event, whose rules invalidate what
+it. A question with a client-chosen size is asked as the next canonical page up (``keys.PAGES``)
+and sliced, and ids are asked in their canonical spelling, so that request input cannot multiply
+keys and every key is one an invalidation names; writes go to the database and then raise their domain event, whose rules invalidate what
 they made stale.
 
 On PostgreSQL the database itself announces every change, whoever made it (the app, the
@@ -53,11 +55,17 @@ class CachedHotPaths:
         return DatabaseListener(pool.conninfo, self.cache, apply, config).start()
 
     def product_list(self, limit: int = 1000) -> list[Record]:
-        return self.cache.get_or_load(keys.latest_products(limit), lambda: self.paths.product_list(limit),
-                                      TTL["list"])
+        page = keys.page_of(limit)
+        if page is None:
+            return self.paths.product_list(limit)
+        return self.cache.get_or_load(keys.latest_products(limit), lambda: self.paths.product_list(page),
+                                      TTL["list"])[:limit]
 
     def product(self, product_id: str, *, ttl: float | None = None, persistent: bool = False) -> Record | None:
-        return self.cache.get_or_load(keys.product(product_id), lambda: self.paths.product(product_id),
+        canonical = keys.canonical_id(product_id)
+        if canonical is None:
+            return self.paths.product(product_id)
+        return self.cache.get_or_load(keys.product(canonical), lambda: self.paths.product(canonical),
                                       ttl or TTL["product"], persistent)
 
     def scan(self, scan: Scan) -> Record | None:
@@ -76,21 +84,32 @@ class CachedHotPaths:
         return ingested
 
     def qr_analytics(self, brand_id: str, days: int = 30, now: datetime | None = None) -> Record:
-        if now is not None:  # a question about the past is not the cached "last N days"
+        canonical = keys.canonical_id(brand_id)
+        if now is not None or canonical is None:  # a question about the past is not the cached "last N days"
             return self.paths.qr_analytics(brand_id, days, now)
-        return self.cache.get_or_load(keys.analytics(brand_id, days),
-                                      lambda: self.paths.qr_analytics(brand_id, days), TTL["analytics"])
+        return self.cache.get_or_load(keys.analytics(canonical, days),
+                                      lambda: self.paths.qr_analytics(canonical, days), TTL["analytics"])
 
     def brand_dashboard(self, brand_id: str, *, persistent: bool = False) -> Record | None:
-        return self.cache.get_or_load(keys.dashboard(brand_id), lambda: self.paths.brand_dashboard(brand_id),
+        canonical = keys.canonical_id(brand_id)
+        if canonical is None:
+            return self.paths.brand_dashboard(brand_id)
+        return self.cache.get_or_load(keys.dashboard(canonical), lambda: self.paths.brand_dashboard(canonical),
                                       TTL["dashboard"], persistent)
 
     def validation_queue(self, limit: int = 100) -> list[Record]:
-        return self.cache.get_or_load(keys.queue(limit), lambda: self.paths.validation_queue(limit), TTL["queue"])
+        page = keys.page_of(limit)
+        if page is None:
+            return self.paths.validation_queue(limit)
+        return self.cache.get_or_load(keys.queue(limit), lambda: self.paths.validation_queue(page),
+                                      TTL["queue"])[:limit]
 
     def search(self, text: str, limit: int = 20) -> list[Record]:
-        return self.cache.get_or_load(keys.search(text, limit), lambda: self.paths.search(text, limit),
-                                      TTL["search"])
+        page = keys.page_of(limit, keys.SEARCH_PAGES)
+        if page is None:  # a large page is answered, never cached: see keys.search
+            return self.paths.search(text, limit)
+        return self.cache.get_or_load(keys.search(text, limit), lambda: self.paths.search(text, page),
+                                      TTL["search"])[:limit]
 
     def brands(self, limit: int = 1000) -> list[str]:
         return self.paths.brands(limit)

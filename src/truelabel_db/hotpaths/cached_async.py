@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from truelabel_db.cache import keys
+from truelabel_db.cache.keys import bounded
 from truelabel_db.cache.memory import MemoryLayer
 from truelabel_db.hotpaths.awaitable import AsyncHotPaths, ReadAdmission
 from truelabel_db.hotpaths.base import Ingested, Scan
@@ -30,15 +31,17 @@ class AsyncCachedHotPaths:
         self.kind = cached.kind
         self.admission = admission or ReadAdmission()
 
-    async def _read(self, key: str, method: Callable[..., T], *args: Any) -> T:
-        value = self.cached.cache.l1.get(key)
+    async def _read(self, key: str, method: Callable[..., T], *args: Any, first: int | None = None) -> T:
+        """``key`` as ``CachedHotPaths`` names it (canonical id, canonical page); ``first``: the
+        rows asked for, when the cached page holds more."""
+        value: Any = self.cached.cache.l1.get(key) if bounded(key) else MemoryLayer.MISSING
         if value is not MemoryLayer.MISSING:
             self.cached.cache.stats.hit("l1")
-            return cast(T, value)
+            return cast(T, value if first is None else value[:first])
         return await self.admission.run(method, *args)
 
     async def product_list(self, limit: int = 1000) -> list[Record]:
-        return await self._read(keys.latest_products(limit), self.cached.product_list, limit)
+        return await self._read(keys.latest_products(limit), self.cached.product_list, limit, first=limit)
 
     async def product(self, product_id: str) -> Record | None:
         return await self._read(keys.product(product_id), self.cached.product, product_id)
@@ -50,10 +53,10 @@ class AsyncCachedHotPaths:
         return await self._read(keys.dashboard(brand_id), self.cached.brand_dashboard, brand_id)
 
     async def validation_queue(self, limit: int = 100) -> list[Record]:
-        return await self._read(keys.queue(limit), self.cached.validation_queue, limit)
+        return await self._read(keys.queue(limit), self.cached.validation_queue, limit, first=limit)
 
     async def search(self, text: str, limit: int = 20) -> list[Record]:
-        return await self._read(keys.search(text, limit), self.cached.search, text, limit)
+        return await self._read(keys.search(text, limit), self.cached.search, text, limit, first=limit)
 
     async def scan_many(self, scans: Sequence[Scan]) -> list[Record | None]:
         found = await self.writes.scan_many(scans)

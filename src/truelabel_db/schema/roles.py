@@ -4,7 +4,7 @@
   dashboard view, calls ``refresh_dashboard_stats()``; no DDL, no TRUNCATE, no table of
   ``truelabel_meta`` (the quarantine holds original values): only definer functions, the two
   that check the service's API keys and the two through which the cache's listener reads and
-  trims the change log (usage of the schema, execute on those four).
+  trims the change log and asks how far it was trimmed (usage of the schema, execute on those five).
 - ``readonly`` (NOLOGIN): SELECT on the same tables and the view, for reports and replicas.
 - an optional LOGIN role that is a member of ``app``. Its password comes from an environment
   variable and is hashed here (SCRAM-SHA-256, by libpq) before it is sent, so the cleartext is
@@ -30,7 +30,8 @@ REFRESH_FUNCTION = "refresh_dashboard_stats"
 META_SCHEMA = "truelabel_meta"
 # (function, its argument types): the only doors the app role has into truelabel_meta
 APP_META_FUNCTIONS = (("lookup_api_key", "text"), ("has_active_api_key", ""),
-                      ("cache_changes_since", "pg_snapshot"), ("trim_cache_changes", "interval"))
+                      ("cache_changes_since", "pg_snapshot"), ("trim_cache_changes", "interval"),
+                      ("cache_log_trimmed_past", "pg_snapshot"))
 
 
 @dataclass

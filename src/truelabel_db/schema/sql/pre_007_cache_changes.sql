@@ -174,19 +174,71 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
          GROUP BY p.user_id) s
 $$;
 
--- The log keeps a window (``keep``); a listener away longer cannot name what changed and
--- empties the cache instead. One trimmer at a time; the others skip.
+-- The log keeps a window (``keep``) counted from each change's COMMIT: ``at`` is when its row
+-- was inserted, and a transaction open longer than the window would commit rows already past
+-- it, for a trimmer to delete before any listener swept them. So each trim records its snapshot
+-- (a mark), and deletes only rows visible in a mark taken at least ``keep`` ago, i.e. committed
+-- at least ``keep`` ago. The newest mark used is how far the log was trimmed: a listener whose
+-- position does not see everything that mark saw has lost changes (cache_log_trimmed_past).
+CREATE TABLE IF NOT EXISTS truelabel_meta.cache_trim_marks (
+    taken_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    snapshot pg_snapshot NOT NULL,
+    used     boolean NOT NULL DEFAULT false
+);
+
+-- ``keep`` is at least 5 minutes whoever asks (the app role may call this): nobody can empty the
+-- log under the listeners. One trimmer at a time; the others skip.
 CREATE OR REPLACE FUNCTION truelabel_meta.trim_cache_changes(keep interval) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     removed bigint := 0;
+    mark truelabel_meta.cache_trim_marks%ROWTYPE;
 BEGIN
+    keep := greatest(keep, interval '5 minutes');
     IF pg_try_advisory_xact_lock(hashtext('truelabel_meta.trim_cache_changes')) THEN
-        DELETE FROM truelabel_meta.cache_changes WHERE at < clock_timestamp() - keep;
-        GET DIAGNOSTICS removed = ROW_COUNT;
+        INSERT INTO truelabel_meta.cache_trim_marks (snapshot)
+        SELECT pg_current_snapshot()
+         WHERE NOT EXISTS (SELECT 1 FROM truelabel_meta.cache_trim_marks
+                            WHERE taken_at > clock_timestamp() - interval '30 seconds');
+        SELECT * INTO mark FROM truelabel_meta.cache_trim_marks
+         WHERE taken_at <= clock_timestamp() - keep ORDER BY taken_at DESC LIMIT 1;
+        IF FOUND THEN
+            DELETE FROM truelabel_meta.cache_changes c
+             WHERE c.at < clock_timestamp() - keep
+               AND c.xid < pg_snapshot_xmax(mark.snapshot)::text::bigint
+               AND pg_visible_in_snapshot(c.xid::text::xid8, mark.snapshot);
+            GET DIAGNOSTICS removed = ROW_COUNT;
+            UPDATE truelabel_meta.cache_trim_marks SET used = true WHERE taken_at = mark.taken_at;
+            DELETE FROM truelabel_meta.cache_trim_marks WHERE taken_at < mark.taken_at;
+        END IF;
     END IF;
     RETURN removed;
 END;
 $$;
+
+-- Whether the log may have lost changes a listener at ``since`` has not seen: a trim deleted
+-- only rows visible in its mark, so nothing is lost when ``since`` sees all the mark saw: the
+-- mark's xmax is not beyond since's, and none of the transactions since saw running (its xip)
+-- had committed in the mark. (Exact, and independent of old transactions elsewhere in the
+-- cluster that hold both snapshots' xmin back.)
+CREATE OR REPLACE FUNCTION truelabel_meta.cache_log_trimmed_past(since pg_snapshot) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM truelabel_meta.cache_trim_marks m
+                    WHERE m.used
+                      AND (pg_snapshot_xmax(m.snapshot) > pg_snapshot_xmax(since)
+                           OR EXISTS (SELECT 1 FROM pg_snapshot_xip(since) AS running(x)
+                                       WHERE pg_visible_in_snapshot(running.x, m.snapshot))))
+$$;
 REVOKE ALL ON FUNCTION truelabel_meta.cache_changes_since(pg_snapshot) FROM PUBLIC;
 REVOKE ALL ON FUNCTION truelabel_meta.trim_cache_changes(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_log_trimmed_past(pg_snapshot) FROM PUBLIC;
+
+-- The trigger functions are SECURITY DEFINER: with PUBLIC's EXECUTE, the app role could attach
+-- them to a table of its own and TRUNCATE it (every process empties its cache) or log made-up
+-- rows. A trigger fires without its function's EXECUTE privilege (checked at CREATE TRIGGER,
+-- by the owner), so nobody else needs it.
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_products() FROM PUBLIC;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_validations() FROM PUBLIC;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_validation_queue() FROM PUBLIC;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_users() FROM PUBLIC;
+REVOKE ALL ON FUNCTION truelabel_meta.cache_event_scans() FROM PUBLIC;
