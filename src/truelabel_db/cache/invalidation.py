@@ -36,7 +36,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "validation:update": (Rule("product:{productId}"), Rule("products:latest:*"),
                           Rule("validations:queue:*"), Rule("metrics:*")),
     "queue:update": (Rule("validations:queue:*"),),
-    # a brand's name and email are in each of its products' answers (their pages are logged as
+    # a brand's name is in each of its products' answers (their pages are logged as
     # product changes by the database, see db_events) and in the product list
     "user:update": (Rule("dashboard:brand:{userId}"), Rule("products:latest:*")),
     "scan:create": (Rule("analytics:brand:{userId}:*", delay=5.0),),
