@@ -225,6 +225,7 @@ def test_a_change_committed_late_by_a_long_transaction_outlives_its_insert_time(
     with psycopg.connect(live_pair.url, autocommit=True) as admin, psycopg.connect(live_pair.url) as slow:
         since = cache_changes.current_snapshot(admin)
         slow.execute("UPDATE products SET name = 'Renamed slowly' WHERE id IN (SELECT id FROM products LIMIT 1)")
+        admin.execute("CREATE TEMP TABLE elsewhere (x int)")  # other work commits meanwhile: logs nothing
         cache_changes.trim(admin)     # a mark: taken while the slow transaction is open
         slow.commit()
         an_hour_ago(admin)            # the mark, and the row's insert time, are past the window

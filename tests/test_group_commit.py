@@ -169,7 +169,8 @@ def test_a_scan_the_database_refuses_fails_alone_and_its_batch_is_kept(poisoned:
     assert answers.pop(f"{prefix}poison") == 422 and set(answers.values()) == {200}
     assert stored_agents(poisoned.url, prefix) == set(answers)
     assert stats["isolated_batches"] >= 1
-    assert refused.status_code == 422 and "poisoned scan" in refused.json()["detail"]
+    # the client learns that its data was refused, not what the database said (it may quote the row)
+    assert refused.status_code == 422 and "poisoned scan" not in refused.json()["detail"]
 
 
 def test_shutdown_writes_every_scan_already_accepted(shared_pair: Pair) -> None:

@@ -185,6 +185,8 @@ CREATE TABLE IF NOT EXISTS truelabel_meta.cache_trim_marks (
     snapshot pg_snapshot NOT NULL,
     used     boolean NOT NULL DEFAULT false
 );
+-- the newest transaction whose rows that mark's trim deleted (NULL: none)
+ALTER TABLE truelabel_meta.cache_trim_marks ADD COLUMN IF NOT EXISTS deleted_max_xid bigint;
 
 -- ``keep`` is at least 5 minutes whoever asks (the app role may call this): nobody can empty the
 -- log under the listeners. One trimmer at a time; the others skip.
@@ -193,6 +195,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     removed bigint := 0;
     mark truelabel_meta.cache_trim_marks%ROWTYPE;
+    newest bigint;
 BEGIN
     keep := greatest(keep, interval '5 minutes');
     IF pg_try_advisory_xact_lock(hashtext('truelabel_meta.trim_cache_changes')) THEN
@@ -203,12 +206,16 @@ BEGIN
         SELECT * INTO mark FROM truelabel_meta.cache_trim_marks
          WHERE taken_at <= clock_timestamp() - keep ORDER BY taken_at DESC LIMIT 1;
         IF FOUND THEN
-            DELETE FROM truelabel_meta.cache_changes c
-             WHERE c.at < clock_timestamp() - keep
-               AND c.xid < pg_snapshot_xmax(mark.snapshot)::text::bigint
-               AND pg_visible_in_snapshot(c.xid::text::xid8, mark.snapshot);
-            GET DIAGNOSTICS removed = ROW_COUNT;
-            UPDATE truelabel_meta.cache_trim_marks SET used = true WHERE taken_at = mark.taken_at;
+            WITH gone AS (
+                DELETE FROM truelabel_meta.cache_changes c
+                 WHERE c.at < clock_timestamp() - keep
+                   AND c.xid < pg_snapshot_xmax(mark.snapshot)::text::bigint
+                   AND pg_visible_in_snapshot(c.xid::text::xid8, mark.snapshot)
+                RETURNING c.xid)
+            SELECT count(*), max(xid) INTO removed, newest FROM gone;
+            UPDATE truelabel_meta.cache_trim_marks
+               SET used = true, deleted_max_xid = greatest(deleted_max_xid, newest)
+             WHERE taken_at = mark.taken_at;
             DELETE FROM truelabel_meta.cache_trim_marks WHERE taken_at < mark.taken_at;
         END IF;
     END IF;
@@ -216,18 +223,20 @@ BEGIN
 END;
 $$;
 
--- Whether the log may have lost changes a listener at ``since`` has not seen: a trim deleted
--- only rows visible in its mark, so nothing is lost when ``since`` sees all the mark saw: the
--- mark's xmax is not beyond since's, and none of the transactions since saw running (its xip)
--- had committed in the mark. (Exact, and independent of old transactions elsewhere in the
--- cluster that hold both snapshots' xmin back.)
+-- Whether the log may have lost changes a listener at ``since`` has not seen, i.e. whether a
+-- trim deleted a row whose transaction ``since`` does not see. A trim deletes only rows visible
+-- in its mark and records the newest transaction it deleted: a row newer than ``since`` makes
+-- that newest one invisible in ``since``; a row of a transaction ``since`` saw running (its xip)
+-- had committed in the mark, at or below that newest one. Only transactions that logged rows
+-- count: activity elsewhere in the cluster (other databases) flags nothing.
 CREATE OR REPLACE FUNCTION truelabel_meta.cache_log_trimmed_past(since pg_snapshot) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM truelabel_meta.cache_trim_marks m
-                    WHERE m.used
-                      AND (pg_snapshot_xmax(m.snapshot) > pg_snapshot_xmax(since)
+                    WHERE m.used AND m.deleted_max_xid >= pg_snapshot_xmin(since)::text::bigint
+                      AND (NOT pg_visible_in_snapshot(m.deleted_max_xid::text::xid8, since)
                            OR EXISTS (SELECT 1 FROM pg_snapshot_xip(since) AS running(x)
-                                       WHERE pg_visible_in_snapshot(running.x, m.snapshot))))
+                                       WHERE running.x::text::bigint <= m.deleted_max_xid
+                                         AND pg_visible_in_snapshot(running.x, m.snapshot))))
 $$;
 REVOKE ALL ON FUNCTION truelabel_meta.cache_changes_since(pg_snapshot) FROM PUBLIC;
 REVOKE ALL ON FUNCTION truelabel_meta.trim_cache_changes(interval) FROM PUBLIC;
