@@ -11,14 +11,18 @@ import pytest
 import redis
 
 REDIS_URL = os.environ.get("TRUELABEL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-# Which database of that server the tests own (two checkouts testing at once pick different ones);
-# under pytest-xdist each worker takes the next one (gw0: 13, gw1: 14, ...).
-REDIS_DB = int(os.environ.get("TRUELABEL_TEST_REDIS_DB", "13"))
+# Which databases of that server the tests own (two checkouts testing at once pick different
+# ones): under pytest-xdist each worker takes the next one (gw0: 12, gw1: 13, ... gw3: 15).
+REDIS_DB = int(os.environ.get("TRUELABEL_TEST_REDIS_DB", "12"))
+REDIS_DATABASES = 16  # redis-server's default
 
 
 def _worker_database() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return REDIS_DB + int(worker.removeprefix("gw") or 0)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    if REDIS_DB + worker >= REDIS_DATABASES:
+        raise RuntimeError(f"pytest worker {worker} has no Redis database of its own: run fewer workers "
+                           f"(-n) or set TRUELABEL_TEST_REDIS_DB lower than {REDIS_DB}")
+    return REDIS_DB + worker
 
 
 @pytest.fixture
