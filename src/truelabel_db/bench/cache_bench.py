@@ -18,6 +18,7 @@ Three measurements, each beside its reference in the same run:
 from __future__ import annotations
 
 import random
+import secrets
 import shutil
 import sqlite3
 import statistics
@@ -41,6 +42,7 @@ from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.follow import Follower
 from truelabel_db.postgres import one
 from truelabel_db.service import ServiceConfig, create_app
+from truelabel_db.service.auth import admin_token_digest
 
 QUIET: dict[str, Any] = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
 
@@ -74,10 +76,14 @@ class CacheBenchResult:
 
 @contextmanager
 def _service(url: str, redis_url: str, db_events: bool = True) -> Iterator[Any]:
+    """The service in process, and a client holding an admin token of this run's own (the brand
+    routes, the queue and /health's cache figures need a scope)."""
     from fastapi.testclient import TestClient
 
-    config = ServiceConfig(database=url, redis_url=redis_url, db_events=db_events, **QUIET)
-    with TestClient(create_app(config)) as client:
+    token = secrets.token_urlsafe(32)
+    config = ServiceConfig(database=url, redis_url=redis_url, db_events=db_events,
+                           admin_token_sha256=admin_token_digest(token), **QUIET)
+    with TestClient(create_app(config), headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 
@@ -183,15 +189,18 @@ def _read_mix(client: Any, products: list[dict[str, Any]], brands: list[str], se
     while time.monotonic() < deadline:
         pick = rng.random()
         if pick < 0.6:
-            client.get(f"/products/{rng.choices(products, weights)[0]['id']}")
+            path = f"/products/{rng.choices(products, weights)[0]['id']}"
         elif pick < 0.7:
-            client.get("/products?limit=100")
+            path = "/products?limit=100"
         elif pick < 0.8:
-            client.get("/validations/queue?limit=100")
+            path = "/validations/queue?limit=100"
         elif pick < 0.9:
-            client.get(f"/brands/{rng.choice(brands)}/dashboard")
+            path = f"/brands/{rng.choice(brands)}/dashboard"
         else:
-            client.get(f"/brands/{rng.choice(brands)}/analytics?days=30")
+            path = f"/brands/{rng.choice(brands)}/analytics?days=30"
+        status = client.get(path).status_code
+        if status >= 400 and status != 404:  # a refused read is no cache figure: stop, say why
+            raise RuntimeError(f"the read mix got HTTP {status} for {path}")
 
 
 def _writer(url: str, products: list[dict[str, Any]], rate: float, stop: threading.Event) -> None:
