@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.options import JsonOption, TargetOption
+from truelabel_db.cli.options import BENCH_REDIS_URL, BenchRedisOption, JsonOption, TargetOption
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ConfigError
 
@@ -205,8 +205,7 @@ def queries(
 @bench_app.command("load")
 def load(
     scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
-    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the cache runs (flushed!).")] =
-        "redis://127.0.0.1:6379/12",
+    redis_url: BenchRedisOption = BENCH_REDIS_URL,
     users: Annotated[int, typer.Option(help="People browsing at once (each with a keep-alive connection).")] = 5000,
     think: Annotated[float, typer.Option(help="Their mean think time between requests, seconds.")] = 5.0,
     ramp: Annotated[float, typer.Option(help="Seconds over which the users arrive.")] = 15.0,
@@ -266,8 +265,7 @@ def load(
 def cache_bench(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 0.5,
     target: TargetOption = None,
-    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")] =
-        "redis://127.0.0.1:6379/12",
+    redis_url: BenchRedisOption = BENCH_REDIS_URL,
     samples: Annotated[int, typer.Option(help="Changes timed for plain SQL (the follower: a quarter).")] = 200,
     mix_seconds: Annotated[float, typer.Option(help="Seconds of the read mix, per configuration.")] = 30.0,
     write_rate: Annotated[float, typer.Option(help="Product renames per second during the read mix.")] = 5.0,
@@ -353,8 +351,7 @@ def pools(
 @bench_app.command("generators")
 def generators(
     scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
-    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")] =
-        "redis://127.0.0.1:6379/12",
+    redis_url: BenchRedisOption = BENCH_REDIS_URL,
     users: Annotated[int, typer.Option(help="People browsing at once.")] = 5000,
     think: Annotated[float, typer.Option(help="Their mean think time, seconds.")] = 5.0,
     ramp: Annotated[float, typer.Option(help="Seconds over which they arrive.")] = 15.0,

@@ -18,6 +18,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 GateRedisOption = Annotated[str, typer.Option(
     envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate and the published primary.")]
 
+# The benches flush their Redis database: one of its own, apart from the tests' (12-15, one per
+# pytest-xdist worker), the soak's (11) and the gate's usual 0.
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/10"
+BenchRedisOption = Annotated[str, typer.Option("--redis", help="Redis for the service's cache (flushed!).")]
+
 UnmappedOption = Annotated[Optional[list[str]], typer.Option(
     "--unmapped", metavar="refuse|carry|ignore:TABLE[.COLUMN],...",
     help="Tables and columns of the legacy file the mapping does not know: refuse them (default), carry "
