@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 ADMIN_URL = os.environ.get("TRUELABEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -98,3 +99,14 @@ def pg_url() -> Iterator[str]:
 def pg(pg_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def pool(pg_url: str) -> Iterator[ConnectionPool]:
+    """A pool on a new database holding the bookkeeping schema (the cache's L3 table among it)."""
+    from truelabel_db.schema.ddl import apply_schema
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        apply_schema(conn, ("pre",))
+    with ConnectionPool(pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}) as opened:
+        yield opened

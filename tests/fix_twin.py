@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fix_db import drop_database_soon, make_database
+from truelabel_db.capture import install_capture
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.legacy.generator import generate
 
@@ -20,9 +21,12 @@ class Pair:
     url: str
 
 
-def migrated_pair(folder: Path, scale: float, seed: int) -> Iterator[Pair]:
+def migrated_pair(folder: Path, scale: float, seed: int, *, capture: bool = False) -> Iterator[Pair]:
+    """``capture``: change capture installed before the copy, so the follower can carry changes."""
     path = folder / "legacy.db"
     generate(path, scale, seed=seed)
+    if capture:
+        install_capture(path)
     name = f"tl_test_{uuid.uuid4().hex[:12]}"
     url = make_database(name)
     try:

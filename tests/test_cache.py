@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
@@ -19,17 +18,8 @@ from tests.fix_redis import PrivateRedis
 from truelabel_db.cache import CacheConfig, LayeredCache
 from truelabel_db.cache.invalidation import Invalidator, plan
 from truelabel_db.errors import ConfigError
-from truelabel_db.schema.ddl import apply_schema
 
 FAST = CacheConfig(stats_flush=0.2)
-
-
-@pytest.fixture
-def pool(pg_url: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        apply_schema(conn, ("pre",))
-    with ConnectionPool(pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}) as opened:
-        yield opened
 
 
 @pytest.fixture

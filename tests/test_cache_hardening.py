@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 from psycopg_pool import ConnectionPool
@@ -19,7 +18,6 @@ from truelabel_db.cache import CacheConfig, LayeredCache, keys, redis_layer
 from truelabel_db.cache.memory import MemoryLayer
 from truelabel_db.cache.warming import Warmer
 from truelabel_db.hotpaths.cached import CachedHotPaths
-from truelabel_db.schema.ddl import apply_schema
 
 
 class Paths:
@@ -134,14 +132,6 @@ def test_anonymous_searches_fill_at_most_a_small_search_group(redis_url: str, mo
     finally:
         client.close()
         cache.close()
-
-
-@pytest.fixture
-def pool(pg_url: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        apply_schema(conn, ("pre",))
-    with ConnectionPool(pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,18 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fix_auth import ADMIN, ADMIN_HEADERS
-from tests.fix_db import drop_database_soon, make_database
-from tests.fix_twin import Pair
+from tests.fix_twin import Pair, migrated_pair
 from tests.fix_wait import wait_until
 from truelabel_db.cache import LayeredCache, keys
 from truelabel_db.cache.listener import POSITION_KEY, DatabaseListener, ListenerConfig
-from truelabel_db.capture import install_capture
 from truelabel_db.catalog import cache_changes
-from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.follow import Follower
 from truelabel_db.hotpaths import PostgresHotPaths
 from truelabel_db.hotpaths.cached import CachedHotPaths
-from truelabel_db.legacy.generator import generate
 from truelabel_db.service import ServiceConfig, create_app
 
 QUIET = dict(warm_on_start=False, refresh_interval=0, warm_interval=0)
@@ -38,16 +33,7 @@ FRESH_WITHIN = 10.0  # seconds: generous on a shared machine, and far below the 
 @pytest.fixture
 def live_pair(tmp_path: Path) -> Iterator[Pair]:
     """A legacy file under change capture and its copy: the follower can carry its changes."""
-    path = tmp_path / "live.db"
-    generate(path, 0.01, seed=7)
-    install_capture(path)
-    name = f"tl_test_{uuid.uuid4().hex[:12]}"
-    url = make_database(name)
-    try:
-        run_copy(path, url, CopyOptions(work_dir=tmp_path / "w", workers=2))
-        yield Pair(path, url)
-    finally:
-        drop_database_soon(name)
+    yield from migrated_pair(tmp_path, 0.01, 7, capture=True)
 
 
 @contextmanager
