@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
+
+from truelabel_db.ids import canonical_uuid
 
 SEPARATOR = ":"
 WILDCARD = "*"
@@ -41,8 +42,6 @@ SEARCH_PAGES = (20, 50)   # a search page is cached only up to 50 rows (see ``se
 # Analytics windows that are cached; any other number of days is computed every time.
 ANALYTICS_DAYS = (1, 7, 14, 30, 60, 90, 180, 365)
 
-_UUID_36 = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-_UUID_32 = re.compile(r"[0-9A-Fa-f]{32}")
 _UUID_LIKE = re.compile(r"(?i)(urn:uuid:)?\{?[0-9a-f-]{32,}\}?")
 
 
@@ -53,8 +52,9 @@ def canonical_id(value: str) -> str | None:
     the lower-case hyphenated form. Other spellings PostgreSQL also reads (``urn:uuid:``, braces,
     hyphens after every fourth digit) are None: not cached, answered from the database. Ids
     that are not UUIDs (a legacy cuid) are kept as they are."""
-    if _UUID_36.fullmatch(value) or _UUID_32.fullmatch(value):
-        return str(uuid.UUID(value))
+    canonical = canonical_uuid(value)
+    if canonical is not None:
+        return canonical
     if _UUID_LIKE.fullmatch(value) and len(re.sub(r"[^0-9A-Fa-f]", "", value.lower().removeprefix("urn:uuid:"))) == 32:
         return None
     return value

@@ -9,7 +9,7 @@ answered once its scan is committed, together with its neighbours'. ``POST /scan
 answered on raw ASGI ahead of FastAPI (``scan_endpoint``): it is the hottest request.
 
 What an anonymous client can make the service do is bounded: ids in paths are canonical UUIDs
-or 404 (``limits.canonical_uuid``), bodies are refused on their declared length and read no
+or 404 (``ids.canonical_uuid``), bodies are refused on their declared length and read no
 further than their limit, and a database error never reaches a client with its text: 503 with
 ``Retry-After`` when the database is unavailable, else a bare 500 (the detail is logged here,
 its first line, with any password masked).
@@ -35,6 +35,7 @@ from psycopg_pool import PoolTimeout
 from truelabel_db.cache.stats import hit_ratios
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths.routed import RoutedHotPaths
+from truelabel_db.ids import canonical_uuid
 from truelabel_db.postgres import redact
 from truelabel_db.service.auth import LAB, SERVICE, Authenticator, Guards, Principal, brand_in_path
 from truelabel_db.service.backend import Backend, GateHeld, data_error
@@ -42,7 +43,7 @@ from truelabel_db.service.config import ServiceConfig
 from truelabel_db.service.group_commit import GroupCommitConfig, GroupCommitter, Overloaded
 from truelabel_db.service.ingest import BatchRefused, Limits, ScanRow, ingest, parse_batch
 from truelabel_db.service.jobs import Jobs
-from truelabel_db.service.limits import MAX_ID, MAX_SCAN_BODY, RateLimiter, canonical_uuid, retry_after
+from truelabel_db.service.limits import MAX_ID, MAX_SCAN_BODY, RateLimiter, retry_after
 from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 from truelabel_db.service.scan_endpoint import CLOSE, Answer, ScanRefused, ServiceApp, answer_scan, declared_length
 

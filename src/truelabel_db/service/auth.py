@@ -47,9 +47,10 @@ from truelabel_db.catalog import api_keys
 from truelabel_db.errors import ConfigError
 from truelabel_db.hotpaths.awaitable import in_thread
 from truelabel_db.hotpaths.postgres_paths import connection_kwargs
+from truelabel_db.ids import canonical_uuid
 from truelabel_db.postgres import connect
 from truelabel_db.service.config import ServiceConfig
-from truelabel_db.service.limits import MAX_ID, FailureLimiter, canonical_uuid, retry_after
+from truelabel_db.service.limits import MAX_ID, FailureLimiter, retry_after
 from truelabel_db.service.primary_choice import configured_postgres
 
 ADMIN_TOKEN_ENV = "TRUELABEL_ADMIN_TOKEN"

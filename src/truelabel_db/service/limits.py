@@ -22,7 +22,7 @@ minute is over.
 Sizes are checked before anything touches the database or the cache: identifiers in paths are
 at most ``MAX_ID`` characters (a UUID is 36), a scan's body at most ``MAX_SCAN_BODY`` bytes. A
 UUID in a path is accepted in two spellings only, 36 characters with hyphens or 32 hex digits
-(any case), and served under its canonical one (``canonical_uuid``): Python's ``uuid.UUID``
+(any case), and served under its canonical one (``ids.canonical_uuid``): Python's ``uuid.UUID``
 takes more (``urn:uuid:``, braces) than PostgreSQL does, and every spelling would otherwise be a
 cache key and a scope of its own.
 """
@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,17 +44,6 @@ MAX_SCAN_BODY = 4 * 1024
 MAX_CLIENTS = 100_000
 UNKNOWN_CLIENT = "unknown"
 IPV6_GROUP = 64
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}")
-
-
-def canonical_uuid(text: str) -> str | None:
-    """``text`` as a lower-case hyphenated UUID if it is spelled as one (36 characters with
-    hyphens, or 32 hex digits, any case); None for anything else."""
-    if not _UUID.fullmatch(text):
-        return None
-    return str(uuid.UUID(hex=text))
-
-
 @lru_cache(maxsize=4096)
 def client_key(host: str | None) -> str:
     """The bucket a client's address belongs to: an IPv4 address, an IPv6 /64, or ``unknown``."""
