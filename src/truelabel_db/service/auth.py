@@ -119,22 +119,30 @@ class Authenticator:
         self._limiter: CapacityLimiter | None = None
         self._in_flight = 0
 
+    def _as_admin(self, token: str) -> Principal | None:
+        if self._admin is not None and hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self._admin):
+            return Principal(frozenset({ADMIN}), "admin-token")
+        return None
+
     def remembered(self, token: str) -> Principal | None:
         """Who ``token`` is when that is known without asking the database: the admin token, or a
         key whose verdict is remembered; None otherwise."""
-        if self._admin is not None and hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self._admin):
-            return Principal(frozenset({ADMIN}), "admin-token")
-        if api_keys.prefix_of(token) is None:
-            return None
+        admin = self._as_admin(token)
+        if admin is not None or api_keys.prefix_of(token) is None:
+            return admin
         return self._known.get(api_keys.digest(token))
 
     async def principal(self, token: str) -> Principal | None:
-        """Who ``token`` is, None if nobody; ``AuthUnavailable`` when that cannot be told now."""
-        found = self.remembered(token)
+        """Who ``token`` is, None if nobody; ``AuthUnavailable`` when that cannot be told now.
+        (``remembered``'s steps, with the prefix and the digest computed once.)"""
+        admin = self._as_admin(token)
         prefix = api_keys.prefix_of(token)
-        if found is not None or prefix is None or self._url is None:
-            return found
+        if admin is not None or prefix is None:
+            return admin
         key = api_keys.digest(token)
+        found = self._known.get(key)
+        if found is not None or self._url is None:
+            return found
         if key in self._refused:
             return None
         if self._in_flight >= MAX_LOOKUPS_WAITING:
