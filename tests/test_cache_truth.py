@@ -347,3 +347,34 @@ def test_the_position_is_not_saved_while_l2_missed_an_invalidation(live_pair: Pa
     l2.flush = flush                              # type: ignore[method-assign]
     wait_until(lambda: not cached.cache.l2_dirty and l2.get_raw(POSITION_KEY) != saved,
                "L2 was flushed once Redis answered, then the position moved")
+
+
+def test_a_follower_on_a_schema_without_the_cache_log_goes_on_following(
+        live_pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trimming the cache's log is housekeeping: a database whose schema predates it (the function
+    missing) must not stop the follower, which trims every minute."""
+    from truelabel_db.follow import follower as follower_module
+
+    monkeypatch.setattr(follower_module, "CACHE_LOG_TRIM_EVERY", 0.0)
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION truelabel_meta.trim_cache_changes(interval)")
+        product_id = conn.execute("SELECT id::text FROM products ORDER BY id LIMIT 1").fetchone()[0]
+    with sqlite3.connect(live_pair.legacy) as app:
+        app.execute('UPDATE products SET name = ?, "updatedAt" = "updatedAt" + 1 WHERE id = ?',
+                    ("Renamed without a trimmable log", product_id))
+    follower = Follower(live_pair.legacy, live_pair.url)
+    try:
+        follower.run(until_caught_up=True)
+    finally:
+        follower.close()
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        assert conn.execute("SELECT name FROM products WHERE id = %s", (product_id,)).fetchone()[0] \
+            == "Renamed without a trimmable log"
+
+
+def test_a_refresh_on_a_schema_without_the_cache_log_is_still_done(live_pair: Pair) -> None:
+    from truelabel_db.maintain.refresh import refresh_dashboard
+
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION truelabel_meta.cache_event_refreshed(text) CASCADE")
+        assert refresh_dashboard(conn, wait=True).status == "done"

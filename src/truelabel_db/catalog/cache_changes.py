@@ -151,8 +151,13 @@ def snapshot_ahead(conn: psycopg.Connection, snapshot: str) -> bool:
 
 
 def announce_refresh(conn: psycopg.Connection, view: str) -> None:
-    """A materialized view was refreshed: it has no triggers, so its refresher says so."""
-    conn.execute("SELECT truelabel_meta.cache_event_refreshed(%s)", (view,))
+    """A materialized view was refreshed: it has no triggers, so its refresher says so. A schema
+    applied before the cache's log existed has nobody to tell: the refresh itself stands."""
+    try:
+        with conn.transaction():
+            conn.execute("SELECT truelabel_meta.cache_event_refreshed(%s)", (view,))
+    except psycopg.errors.UndefinedFunction:
+        pass
 
 
 KEEP = timedelta(minutes=15)  # the log's window; a listener away longer empties its cache

@@ -9,6 +9,7 @@ position with a short write transaction that gives way to the app when it is bus
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -30,6 +31,7 @@ from truelabel_db.rows.legacy import LegacyRows
 from truelabel_db.rows.recorded import recorded_mapping
 from truelabel_db.schema.mapping import Mapping
 
+log = logging.getLogger(__name__)
 PUBLISH_EVERY = 0.25  # seconds between publications of the lag while batches keep coming
 # Our batches fire the cache's triggers in PostgreSQL; while no service listens (and trims),
 # the follower keeps that log to its window itself.
@@ -190,11 +192,21 @@ class Follower:
         if self.stats.batches % self.options.trim_every == 0:
             self.trim()
         if time.monotonic() - self._cache_log_trimmed_at >= CACHE_LOG_TRIM_EVERY:
-            cache_changes.trim(self._target())
-            self._cache_log_trimmed_at = time.monotonic()
+            self._trim_cache_log()
         if time.monotonic() - self._published_at >= PUBLISH_EVERY:
             self._publish()  # its own commit: not after every batch, it would double their cost
         return batch.changes
+
+    def _trim_cache_log(self) -> None:
+        """Housekeeping, never a reason to stop following: a schema applied before the cache's
+        log existed has nothing to trim; a lost connection is left to the next batch's handling."""
+        self._cache_log_trimmed_at = time.monotonic()
+        try:
+            cache_changes.trim(self._target())
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            log.warning("the cache's change log was not trimmed: %s", str(exc).strip().splitlines()[0])
 
     def _mapping(self) -> Mapping:
         """The mapping the copy ran with (extended for drift), read once."""
