@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -156,6 +157,60 @@ def test_an_invalidation_redis_did_not_take_keeps_l2_unread_until_it_is_flushed(
     assert layered.l2.get(key) == (False, None)
     assert layered.get_or_load(key, lambda: "new", 300) == "new"
     assert layered.l2.get(key) == (True, "new")
+
+
+@contextmanager
+def cache_table_away(pool: ConnectionPool) -> Iterator[None]:
+    """The cache table cannot be reached for a moment (a real failure: its name is gone)."""
+    with pool.connection() as conn:
+        conn.execute("ALTER TABLE cache_entries RENAME TO cache_entries_away")
+    try:
+        yield
+    finally:
+        with pool.connection() as conn:
+            conn.execute("ALTER TABLE cache_entries_away RENAME TO cache_entries")
+
+
+def l3_holds(pool: ConnectionPool, key: str) -> bool:
+    with pool.connection() as conn:
+        return conn.execute("SELECT 1 FROM cache_entries WHERE key = %s", (key,)).fetchone() is not None
+
+
+def test_an_invalidation_the_cache_table_did_not_take_keeps_l3_unread_until_it_is_emptied(
+        redis_url: str, pool: ConnectionPool) -> None:
+    cache = LayeredCache(redis_url, pool, CacheConfig(stats_flush=3600)).start()  # repaired by hand below
+    key = keys.product(str(uuid.uuid4()))
+    try:
+        assert cache.get_or_load(key, lambda: "old", 300, persistent=True) == "old"
+        assert l3_holds(pool, key)
+        with cache_table_away(pool):
+            cache.invalidate([key])           # L1 and L2 take it; the cache table does not
+        assert cache.l3_dirty and l3_holds(pool, key)
+        assert cache.get(key) == (False, None)  # before: "old", from L3, until its TTL
+        assert cache.get_or_load(key, lambda: "new", 300, persistent=True) == "new"
+        assert cache.repair_l3() and not cache.l3_dirty
+        assert not l3_holds(pool, key)
+        assert cache.get_or_load(key, lambda: "newer", 300, persistent=True) == "new"  # L1, L2 kept it
+        cache.l1.clear()
+        assert cache.l2 is not None and cache.l2.flush()
+        assert cache.get(key) == (False, None)
+    finally:
+        cache.close()
+
+
+def test_a_flush_the_cache_table_did_not_take_keeps_l3_unread_until_it_is_emptied(
+        redis_url: str, pool: ConnectionPool) -> None:
+    cache = LayeredCache(redis_url, pool, CacheConfig(stats_flush=0.05)).start()
+    key = keys.product(str(uuid.uuid4()))
+    try:
+        cache.get_or_load(key, lambda: "old", 300, persistent=True)
+        with cache_table_away(pool):
+            cache.flush()
+            assert cache.l3_dirty and cache.get(key) == (False, None)
+        wait_until(lambda: not cache.l3_dirty, "the cache table was emptied once it answered")
+        assert not l3_holds(pool, key)
+    finally:
+        cache.close()
 
 
 def test_the_warmer_does_not_store_a_value_changed_while_it_read_it(layered: LayeredCache) -> None:

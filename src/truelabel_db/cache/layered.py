@@ -19,7 +19,10 @@ Nothing here raises because Redis or the cache table is unavailable: a layer tha
 skipped, and the worst case is the loader, i.e. the database. An invalidation or a flush that
 Redis did not take leaves L2 **dirty**: it may hold what was just invalidated, so it is neither
 read, nor written, nor filled from L3 until a flush of it succeeds (``repair_l2``, retried by
-the stats thread and by the listener); L1 and L3, which took the invalidation, still serve.
+the stats thread and by the listener); L1 and L3, which took the invalidation, still serve. The
+cache table is a shared layer too, and one that missed an invalidation (or the removal of a
+value found stale after it was stored) is dirty the same way until it has been emptied
+(``repair_l3``); L1 and L2 still serve meanwhile.
 """
 
 from __future__ import annotations
@@ -43,6 +46,26 @@ from truelabel_db.cache.redis_layer import UNCACHEABLE, RedisLayer
 from truelabel_db.cache.stats import CacheStats
 
 T = TypeVar("T")
+
+
+class Misses:
+    """Invalidations or flushes a shared layer did not take, ever, and how many of them a later
+    successful flush covers: the layer is dirty while some are not covered."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.repaired = 0
+
+    @property
+    def dirty(self) -> bool:
+        return self.failures != self.repaired
+
+    def missed(self) -> None:
+        self.failures += 1
+
+    def repaired_up_to(self, failures: int) -> None:
+        """A flush that began when ``failures`` had been missed succeeded (later ones stay)."""
+        self.repaired = max(self.repaired, failures)
 
 
 @dataclass(frozen=True)
@@ -72,8 +95,8 @@ class LayeredCache:
         self._flights_lock = threading.Lock()
         self._generation = 0
         self.suspect = False
-        self._l2_failures = 0       # invalidations or flushes Redis did not take, ever
-        self._l2_repaired = 0       # ... of which a later successful flush covers this many
+        self._l2_misses = Misses()
+        self._l3_misses = Misses()
         self.bus = (InvalidationBus(redis_url, self.origin, self._remote_invalidation, self._bus_dropped)
                     if redis_url else None)
         self._stop = threading.Event()
@@ -96,18 +119,30 @@ class LayeredCache:
             self.l2.add_stats(self.stats.unflushed())
             self.l2.close()
 
-    # -- Redis that missed an invalidation ----------------------------------------------------
+    # -- shared layers that missed an invalidation ----------------------------------------------
     @property
     def l2_dirty(self) -> bool:
-        return self._l2_failures != self._l2_repaired
+        return self._l2_misses.dirty
+
+    @property
+    def l3_dirty(self) -> bool:
+        return self._l3_misses.dirty
 
     def _l2_usable(self) -> bool:
         return self.l2 is not None and not self.l2_dirty and self.l2.available
 
+    def _l3_usable(self) -> bool:
+        return self.l3 is not None and not self.l3_dirty
+
     def _l2_missed(self) -> None:
-        self._l2_failures += 1
+        self._l2_misses.missed()
         self._generation += 1  # a value read from L2 before now is not filled into L1
         self.stats.add("l2_dirty")
+
+    def _l3_missed(self) -> None:
+        self._l3_misses.missed()
+        self._generation += 1  # a value read from L3 before now is not filled into L1
+        self.stats.add("l3_dirty")
 
     def repair_l2(self) -> bool:
         """If L2 missed an invalidation: forget all of it (what it missed cannot be named once
@@ -116,12 +151,23 @@ class LayeredCache:
             return True
         if self.l2 is None or not self.l2.available:
             return False
-        failures = self._l2_failures
+        failures = self._l2_misses.failures
         if not self.l2.flush():
             return False
-        self._l2_repaired = failures  # a failure during the flush keeps it dirty
+        self._l2_misses.repaired_up_to(failures)  # a failure during the flush keeps it dirty
         self.stats.add("l2_repairs")
         return not self.l2_dirty
+
+    def repair_l3(self) -> bool:
+        """The same for the cache table: empty it; True when L3 may be used again."""
+        if not self.l3_dirty:
+            return True
+        failures = self._l3_misses.failures
+        if not self._l3_try(lambda layer: layer.invalidate_all()):
+            return False
+        self._l3_misses.repaired_up_to(failures)
+        self.stats.add("l3_repairs")
+        return not self.l3_dirty
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bool, Any]:
@@ -142,7 +188,7 @@ class LayeredCache:
                 self._fill_l1(key, value, self.config.l1_ttl, generation)
                 return True, value
             self.stats.miss("l2")
-        if self.l3 is not None:
+        if self.l3 is not None and self._l3_usable():
             found, value, left = self.l3.get(key)
             if found:
                 self.stats.hit("l3")
@@ -167,7 +213,7 @@ class LayeredCache:
         self.l1.set(key, value, ttl)
         if self.l2 is not None and self._l2_usable():
             self.l2.set(key, value, ttl)
-        if persistent and self.l3 is not None:
+        if persistent and self._l3_usable():
             self._l3_set(key, value, ttl)
 
     def get_or_load(self, key: str, loader: Callable[[], T], ttl: float | None = None,
@@ -240,7 +286,7 @@ class LayeredCache:
             return cast(T, None)
         # L3 first, so that an invalidation from now on finds it; taken back if the value
         # turns out stale (its token gone, or an invalidation reached this process).
-        in_l3 = persistent and self.l3 is not None and self._l3_set(key, value, ttl)
+        in_l3 = persistent and self._l3_usable() and self._l3_set(key, value, ttl)
         if locked and self.l2 is not None:
             stale = not self.l2.store_if_ours(key, token, value, ttl)  # the token guards L2 and L3
         else:
@@ -276,17 +322,22 @@ class LayeredCache:
             self.l1.set(key, value, ttl)
 
     def _l3_set(self, key: str, value: Any, ttl: float) -> bool:
-        try:
-            self.l3.set(key, value, ttl)  # type: ignore[union-attr]
-            return True
-        except psycopg.Error:
-            return False  # L3 is a second chance; losing one write to it loses nothing
+        # L3 is a second chance; losing one write to it loses nothing
+        return self._l3_try(lambda layer: layer.set(key, value, ttl))
 
     def _l3_drop(self, key: str) -> None:
+        if not self._l3_try(lambda layer: layer.invalidate([key], ())):
+            self._l3_missed()  # the stale value it was given stays there until emptied
+
+    def _l3_try(self, operation: Callable[[PostgresLayer], object]) -> bool:
+        """Run ``operation`` on L3; False if the database did not take it."""
+        if self.l3 is None:
+            return True
         try:
-            self.l3.invalidate([key], ())  # type: ignore[union-attr]
+            operation(self.l3)
+            return True
         except psycopg.Error:
-            pass
+            return False
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, keys: Sequence[str] = (), groups: Sequence[str] = (), *, publish: bool = True) -> None:
@@ -299,11 +350,8 @@ class LayeredCache:
                 self._l2_missed()
             if publish:
                 self.l2.publish({"origin": self.origin, "keys": list(keys), "groups": list(groups)})
-        if self.l3 is not None:
-            try:
-                self.l3.invalidate(keys, groups)
-            except psycopg.Error:
-                pass
+        if not self._l3_try(lambda layer: layer.invalidate(keys, groups)):
+            self._l3_missed()
 
     def flush(self) -> None:
         """Forget everything in every layer (a truncated table; changes that cannot be named)."""
@@ -311,17 +359,17 @@ class LayeredCache:
         self.l1.clear()
         self.stats.add("flushes")
         if self.l2 is not None:
-            failures = self._l2_failures
+            failures = self._l2_misses.failures
             if self.l2.flush():
-                self._l2_repaired = failures  # nothing missed before survives a flush
+                self._l2_misses.repaired_up_to(failures)  # nothing missed before survives a flush
             else:
                 self._l2_missed()
             self.l2.publish({"origin": self.origin, "keys": [], "groups": [], "flush": True})
-        if self.l3 is not None:
-            try:
-                self.l3.invalidate_all()
-            except psycopg.Error:
-                pass
+        failures = self._l3_misses.failures
+        if self._l3_try(lambda layer: layer.invalidate_all()):
+            self._l3_misses.repaired_up_to(failures)
+        else:
+            self._l3_missed()
 
     def mark_suspect(self) -> None:
         """This process may have missed invalidations: empty L1, read past L2 and L3."""
@@ -349,6 +397,7 @@ class LayeredCache:
     # -- counters --------------------------------------------------------------------------
     def _flush_stats(self) -> None:
         while not self._stop.wait(self.config.stats_flush):
+            self.repair_l3()
             if self.l2 is not None:
                 self.repair_l2()
                 self.l2.add_stats(self.stats.unflushed())

@@ -7,7 +7,7 @@ from collections import Counter
 
 LAYERS = ("l1", "l2", "l3")
 EVENTS = ("loads", "waits", "discarded", "invalidations", "bus_drops", "unbounded", "flushes", "suspect",
-          "db_events", "l2_dirty", "l2_repairs")
+          "db_events", "l2_dirty", "l2_repairs", "l3_dirty", "l3_repairs")
 
 
 class CacheStats:
