@@ -252,13 +252,38 @@ def test_without_the_triggers_the_cache_still_caches_as_before_database_events(l
     try:
         listener = served.listener
         assert listener is not None
-        wait_until(lambda: listener.unavailable is not None and not listener._thread.is_alive(), "the listener gave up")
+        wait_until(lambda: listener.unavailable is not None, "the listener found no triggers")
         assert not cache.suspect  # before: suspect for ever, i.e. no caching at all
         product_id = paths.product_list(1)[0]["id"]
         served.product(product_id)
         assert cache.get(keys.product(product_id))[0]
     finally:
         served.close()
+        cache.close()
+        paths.close()
+
+
+def test_triggers_installed_while_the_service_runs_turn_database_events_on(live_pair: Pair, redis_url: str) -> None:
+    with psycopg.connect(live_pair.url, autocommit=True) as conn:
+        cache_changes.remove_triggers(conn)
+    paths = PostgresHotPaths(live_pair.url, max_size=2)
+    cache = LayeredCache(redis_url, paths.pool).start()
+    seen: list[str] = []
+    listener = DatabaseListener(live_pair.url, cache, lambda changes: seen.extend(c.table for c in changes),
+                                ListenerConfig(recheck=0.1)).start()
+    try:
+        wait_until(lambda: listener.unavailable is not None, "the listener found no triggers")
+        cache.set("product:from-before-the-triggers", "cached without database events", 300)
+        with psycopg.connect(live_pair.url, autocommit=True) as conn:
+            cache_changes.install_triggers(conn)   # `schema apply` while the service runs
+            wait_until(lambda: listener.unavailable is None and listener.connected.is_set(),
+                       "the listener found the triggers")  # before: not until a restart
+            assert cache.get("product:from-before-the-triggers") == (False, None)  # nothing says what changed
+            conn.execute("UPDATE products SET name = name || ' (renamed)' "
+                         "WHERE id IN (SELECT id FROM products LIMIT 1)")
+        wait_until(lambda: "products" in seen, "the change was heard")
+    finally:
+        listener.stop()
         cache.close()
         paths.close()
 

@@ -19,11 +19,14 @@ The position is also kept in Redis, so a process that starts (or a deployment th
 sweeps from where the last listener stopped instead of trusting whatever L2 holds. It is kept
 with the database's identity and trusted only for that database and a snapshot it has reached
 (a restore, a new cluster, a second deployment sharing Redis: L2 is emptied), for less than the
-log's window, and only once the changes it covers were applied to L2 (not while L2 is dirty).
+log's window, and only once the changes it covers were applied to L2 and L3 (not while either is
+dirty).
 
 Without the triggers (a schema without pre_007) there is nothing to listen to: the listener
-says so once in the log and stops, and the cache is what it was before database events, TTLs
-and the service's own invalidations. An unexpected error in the thread makes the cache suspect
+says so once in the log, and the cache is what it was before database events, TTLs and the
+service's own invalidations. It looks again every ``recheck`` seconds, so a ``schema apply``
+made while the service runs turns database events on without a restart (the cache is emptied
+then: nothing says what changed before the triggers were there). An unexpected error in the thread makes the cache suspect
 and the listener reconnects, as for a lost connection.
 """
 
@@ -57,6 +60,7 @@ class ListenerConfig:
     keep: timedelta = cache_changes.KEEP  # the change log's window
     coalesce: float = 0.03                  # at most one sweep per this many seconds
     trim_every: float = 60.0
+    recheck: float = 30.0                   # looking again for triggers a database did not have
     connect_timeout: int = 3
 
 
@@ -88,6 +92,7 @@ class DatabaseListener:
 
     # -- the loop --------------------------------------------------------------------------
     def _run(self) -> None:
+        said = False
         while not self._stop.is_set():
             try:
                 self._listen()
@@ -96,9 +101,12 @@ class DatabaseListener:
             except Exception:  # a bug or a surprise must not end the thread and leave the cache trusted
                 log.exception("the cache's database listener failed; the cache is suspect until it is back")
             if self.unavailable is not None:
-                log.warning("cache invalidation by database events is off: %s; cached answers are "
-                            "invalidated by this service's own events and their TTLs only", self.unavailable)
-                return
+                if not said:
+                    log.warning("cache invalidation by database events is off: %s; cached answers are "
+                                "invalidated by this service's own events and their TTLs only", self.unavailable)
+                said = True
+                self._stop.wait(self.config.recheck)
+                continue
             if self.connected.is_set() or self._snapshot is not None:
                 self._lost()
             self._stop.wait(self.config.retry)
@@ -121,6 +129,9 @@ class DatabaseListener:
                 self.cache.trust_again()  # today's rules only, as before database events
                 self.connected.set()
                 return
+            if self.unavailable is not None:
+                log.warning("cache invalidation by database events is on: the triggers are there now")
+                self.unavailable = None
             self.backend_pid = conn.info.backend_pid
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(cache_changes.CHANNEL)))
             self._catch_up(conn)
@@ -165,7 +176,7 @@ class DatabaseListener:
             self.apply(swept.changes)
         self._snapshot, self._swept_at = swept.snapshot, swept.now
         self.sweeps += 1
-        if self.cache.repair_l2():  # not while L2 may hold what these changes invalidate
+        if self.cache.repair_l2() and self.cache.repair_l3():  # not while a shared layer holds what they invalidate
             self._save_position(swept.snapshot)
 
     def _maybe_trim(self, conn: psycopg.Connection[Any]) -> None:
