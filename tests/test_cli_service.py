@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.fix_cli import run_cli
 from tests.fix_redis import PrivateRedis
 from tests.fix_twin import Pair
@@ -21,10 +19,16 @@ def test_serve_without_a_database_says_how_to_give_one() -> None:
     assert result.code == 6 and "--database" in result.stderr
 
 
-@pytest.mark.slow
-def test_serve_on_an_unreachable_server_fails_in_one_line() -> None:
+def test_serve_on_an_unreachable_server_fails_in_one_line_naming_why() -> None:
     result = run_cli("serve", "--database", "postgresql://nobody:secret@127.0.0.1:1/x")
     assert result.code == 4 and "cannot connect" in result.stderr and "secret" not in result.stderr
+    # before: the pool's own warning first, then "pool initialization incomplete after 10 sec"
+    assert len(result.stderr.strip().splitlines()) == 1 and "Connection refused" in result.stderr, result.stderr
+
+
+def test_serve_on_a_database_that_does_not_exist_names_it() -> None:
+    result = run_cli("serve", "--database", "host=127.0.0.1 port=5432 user=postgres dbname=tl_no_such_database")
+    assert result.code == 4 and 'database "tl_no_such_database" does not exist' in result.stderr, result.stderr
 
 
 def test_cache_invalidate_refuses_unknown_events_and_bad_context(redis_url: str) -> None:

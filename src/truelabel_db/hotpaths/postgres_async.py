@@ -8,6 +8,7 @@ loop. The statements and the shaping of rows are ``postgres_sql``'s, shared with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths import postgres_sql as q
 from truelabel_db.hotpaths.base import Ingested, Scan, analytics_answer, window
-from truelabel_db.hotpaths.postgres_paths import NOT_REFRESHED, connection_kwargs
+from truelabel_db.hotpaths.postgres_paths import NOT_REFRESHED, connection_kwargs, reachable
 from truelabel_db.hotpaths.shape import Record
 from truelabel_db.postgres import describe, redact
 
@@ -28,6 +29,7 @@ async def open_async_pool(url: str, *, max_size: int = 10, name: str = "truelabe
                           timeout: float = 10.0) -> AsyncConnectionPool:
     """Ready when returned, or a one-line error naming the server. ``timeout`` also bounds how
     long a request waits for a free connection: a saturated database answers 503, not never."""
+    await asyncio.to_thread(reachable, url)
     pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name, timeout=timeout,
                                kwargs=connection_kwargs(name, prepare=prepare))
     try:

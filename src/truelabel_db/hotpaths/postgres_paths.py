@@ -20,6 +20,7 @@ import orjson
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from truelabel_db import postgres
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths import postgres_sql as q
 from truelabel_db.hotpaths.base import Ingested, Scan, analytics_answer, window
@@ -41,8 +42,16 @@ def connection_kwargs(name: str, *, prepare: bool = True) -> dict[str, Any]:
     return kwargs
 
 
+def reachable(url: str) -> None:
+    """One connection first: a server that refuses, or a wrong password, fails here at once with
+    its own reason, where a pool would retry in the background until its timeout and then say only
+    that it is not ready."""
+    postgres.connect(url, autocommit=True, check_version=False).close()
+
+
 def open_pool(url: str, *, max_size: int = 10, name: str = "truelabel-db", prepare: bool = True) -> ConnectionPool:
-    """A pool that is ready when returned, or a one-line error naming the server."""
+    """A pool that is ready when returned, or a one-line error naming the server and why."""
+    reachable(url)
     pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
                           kwargs=connection_kwargs(name, prepare=prepare))
     try:
