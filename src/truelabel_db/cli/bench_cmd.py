@@ -302,6 +302,31 @@ def cache_bench(
     err.print(cost)
 
 
+@bench_app.command("limits")
+def limits_bench(
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis for the shared buckets.")] = BENCH_REDIS_URL,
+    admits: Annotated[int, typer.Option(help="Scans admitted per measurement.")] = 5000,
+    concurrency: Annotated[int, typer.Option(help="Scans admitted at once in the concurrent measurement.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Measurements per limiter (the median is shown).")] = 3,
+    json_out: JsonOption = False,
+) -> None:
+    """A scan's rate limit: this worker's buckets in memory vs the buckets every worker shares in Redis."""
+    from truelabel_db.bench.limits_bench import run_limits_bench
+
+    try:
+        doc = run_limits_bench(redis_url, admits=admits, concurrency=concurrency, rounds=rounds).to_dict()
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from exc
+    if json_out:
+        emit_json(doc)
+    _wide()
+    view = Table("limiter", "µs per scan, one at a time", f"scans/s, {concurrency} at once", "refused")
+    for r in doc["runs"]:
+        view.add_row(r["limiter"], f"{r['sequential_us']:,.1f}", f"{r['concurrent_per_second']:,.0f}",
+                     str(r["refused"]))
+    err.print(view)
+
+
 @bench_app.command("explain")
 def explain(
     scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,

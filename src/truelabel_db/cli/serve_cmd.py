@@ -67,7 +67,9 @@ def serve(
     legacy_path: Annotated[str | None, typer.Option(help=(
         "The legacy SQLite file a rollback may move a PostgreSQL-started service back to (a published "
         "primary naming any other database is refused)."))] = None,
-    scan_rate: Annotated[float, typer.Option(help="Scans a second one client address may send (0: no limit).")] = 20.0,
+    scan_rate: Annotated[float, typer.Option(help=(
+        "Scans a second one client address may send, all workers together when Redis is configured "
+        "(0: no limit)."))] = 20.0,
     scan_burst: Annotated[int, typer.Option(help="Scans one client address may send at once.")] = 40,
     auth_cache_seconds: Annotated[float, typer.Option(help=(
         "Seconds an API key's check is remembered (how long a revocation takes to reach the service)."))] = 30.0,

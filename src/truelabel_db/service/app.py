@@ -46,6 +46,7 @@ from truelabel_db.service.jobs import Jobs
 from truelabel_db.service.limits import MAX_ID, MAX_SCAN_BODY, RateLimiter, retry_after
 from truelabel_db.service.metrics import CONTENT_TYPE_LATEST, exposition, registry
 from truelabel_db.service.scan_endpoint import CLOSE, Answer, ScanRefused, ServiceApp, answer_scan, declared_length
+from truelabel_db.service.shared_limits import SharedCounters
 
 log = logging.getLogger("truelabel_db.service")
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
@@ -121,7 +122,12 @@ def create_app(config: ServiceConfig) -> ServiceApp:
                                                      max_batch=config.group_commit_max),
                                    data_error=data_error).start()
         state.update(backend=backend, committer=committer, jobs=Jobs(backend).start(), auth=Authenticator(config))
+        shared = SharedCounters(config.redis_url) if config.redis_url else None
+        limiter.shared = guards.failures.shared = shared   # one quota for every worker
         yield
+        limiter.shared = guards.failures.shared = None
+        if shared is not None:
+            await shared.close()
         await committer.close()
         state["jobs"].stop()
         await backend.close()
@@ -213,9 +219,9 @@ def create_app(config: ServiceConfig) -> ServiceApp:
             return ScanRefused(422, "refused by the database: the scan's data is not valid")
         return None
 
-    def admit(host: str | None) -> Answer | None:
+    async def admit(host: str | None) -> Answer | None:
         """The per-client rate limit, before the body is read: a 429 to answer, or None."""
-        wait = limiter.take(host)
+        wait = await limiter.admit(host)
         if wait:
             return 429, orjson.dumps({"detail": "too many scans from this address; retry later"}), {
                 "Retry-After": retry_after(wait)}
@@ -235,7 +241,7 @@ def create_app(config: ServiceConfig) -> ServiceApp:
         host = request.client.host if request.client else None
         if declared_length(request.headers.get("content-length")) > MAX_SCAN_BODY:
             raise HTTPException(413, f"a scan's body is at most {MAX_SCAN_BODY} bytes", headers=CLOSE)
-        refused = admit(host)
+        refused = await admit(host)
         status, payload, headers = refused or await answer(await bounded_body(request, MAX_SCAN_BODY),
                                                            request.headers.get("user-agent"), host)
         return Response(payload, status_code=status, headers=headers, media_type="application/json")

@@ -220,7 +220,7 @@ class Guards:
         authenticator, client = self._auth(), request.client.host if request.client else None
         found = authenticator.remembered(token)
         if found is None:
-            wait = self.failures.blocked(client)
+            wait = await self.failures.check(client)
             if wait:
                 raise HTTPException(429, "too many failed authentications from this address; retry later",
                                     headers={"Retry-After": retry_after(wait)})
@@ -230,7 +230,7 @@ class Guards:
                 raise HTTPException(503, "API keys cannot be checked now; retry shortly",
                                     headers={"Retry-After": "1"}) from exc
             if found is None:
-                self.failures.failed(client)
+                await self.failures.count(client)
                 raise HTTPException(401, "invalid or revoked API key", headers=CHALLENGE)
         request.state.principal = found.key
         return found

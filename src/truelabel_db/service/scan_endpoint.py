@@ -98,7 +98,7 @@ class ServiceApp:
     body is read; ``scan(body, agent, client)`` answers a scan.
     """
 
-    def __init__(self, api: ASGIApp, admit: Callable[[str | None], Answer | None],
+    def __init__(self, api: ASGIApp, admit: Callable[[str | None], Awaitable[Answer | None]],
                  scan: Callable[[bytes, str | None, str | None], Awaitable[Answer]]) -> None:
         self.api, self._admit, self._scan = api, admit, scan
 
@@ -109,7 +109,8 @@ class ServiceApp:
             return
         client = scope.get("client")
         host = client[0] if client else None
-        answer = TOO_LARGE if declared_length(header(scope, b"content-length")) > MAX_BODY else self._admit(host)
+        too_large = declared_length(header(scope, b"content-length")) > MAX_BODY
+        answer = TOO_LARGE if too_large else await self._admit(host)
         if answer is None:
             body = await read_body(receive, MAX_BODY)
             answer = TOO_LARGE if body is None else await self._scan(body, header(scope, b"user-agent"), host)
