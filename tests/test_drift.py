@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.fix_cli import run_cli
+from truelabel_db.analyze import analyze
 from truelabel_db.capture import install_capture
 from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.cutover.reverse import rollback
@@ -126,3 +127,27 @@ def test_an_older_file_lacking_a_nullable_column_reads_it_as_null_and_a_required
     shown = run_cli("copy", "--source", str(path), "--target", pg_url, "--truncate",
                     "--work-dir", str(tmp_path / "again"))
     assert shown.code == ExitCode.UNMAPPED_SCHEMA and "validations lacks required column(s) type" in shown.stderr
+    report = analyze(path)   # analyze says beforehand what copy will refuse, and what it will read as NULL
+    assert report.required_missing == ["validations.type"] and report.missing == ["products.batchNumber"]
+    assert any(f.severity == "error" and "validations.type" in f.message and "refuse" in f.message
+               for f in report.findings)  # before: "info", beside the nullable column
+
+
+def test_analyze_refuses_a_sqlite_file_holding_none_of_the_apps_tables(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)").connection.commit()
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a file of 0 bytes is an empty SQLite database
+    for path in (other, empty):
+        shown = run_cli("analyze", str(path))  # before: a report of "info" findings, exit 0
+        assert shown.code == ExitCode.SOURCE and "is not a True Label database" in shown.stderr, shown.stderr
+        assert len(shown.stderr.strip().splitlines()) == 1
+
+
+def test_analyze_reports_a_file_lacking_one_of_the_apps_tables_as_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "partial.db"
+    generate(path, 0.01, seed=44)
+    sqlite3.connect(path).execute("DROP TABLE analytics_events").connection.commit()
+    report = analyze(path)
+    assert report.required_missing == ["analytics_events"]
+    assert any(f.severity == "error" and "analytics_events" in f.message for f in report.findings)

@@ -10,9 +10,10 @@ from truelabel_db.analyze.relations import missing_indexes, orphans, query_shape
 from truelabel_db.analyze.render import render
 from truelabel_db.analyze.report import AnalysisReport, TableReport
 from truelabel_db.capture.changelog import TRIGGER_PREFIX as TOOL_TABLE_PREFIX
+from truelabel_db.errors import SourceError
 from truelabel_db.legacy.schema import read_schema
 from truelabel_db.legacy.source import reading
-from truelabel_db.schema.drift import detect
+from truelabel_db.schema.drift import OPTIONAL_TABLES, detect, required_absent
 from truelabel_db.schema.mapping import BY_LEGACY
 from truelabel_db.schema.transforms import CommaList, Json
 from truelabel_db.sqlite_sql import quote_ident
@@ -44,8 +45,14 @@ def analyze(path: Path, *, sample_limit: int = 5) -> AnalysisReport:
                                          if isinstance(c.transform, CommaList)]
             report.columns += profile_table(conn, table, rows[name], sample_limit)
         drift = detect(schema)
-        report.missing = [f"{t}.{c}" for t, cols in drift.missing_columns.items() for c in cols]
-        report.missing += list(drift.missing_tables)
+        tables, columns = required_absent(drift)
+        if len(tables) == len(BY_LEGACY) - len(OPTIONAL_TABLES):
+            raise SourceError(f"{path} is not a True Label database: none of its tables is one of the app's "
+                              f"({', '.join(tables)})")
+        report.required_missing = tables + [f"{t}.{c}" for t, cols in columns.items() for c in cols]
+        report.missing = [f"{t}.{c}" for t, cols in drift.missing_columns.items() for c in cols
+                          if f"{t}.{c}" not in report.required_missing]
+        report.missing += [t for t in drift.missing_tables if t not in tables]
         report.orphans = orphans(conn, schema, sample_limit)
         report.missing_indexes = missing_indexes(schema)
         report.query_shapes = query_shapes(rows)

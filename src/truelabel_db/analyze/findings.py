@@ -33,9 +33,12 @@ def summarise(report: AnalysisReport) -> list[Finding]:
         out.append(Finding("warning", "not in the mapping: " + ", ".join(report.unmapped) + " — copy and capture "
                            "refuse the file until you choose: --unmapped carry (columns kept in legacy_extra, "
                            "tables in the legacy schema) or --unmapped ignore:NAME,... (left out, on record)"))
+    if report.required_missing:
+        out.append(Finding("error", "required by the mapping but not in the file: " + ", ".join(report.required_missing)
+                           + " — copy and capture refuse the file (an older app version? migrate its schema first)"))
     if report.missing:
         out.append(Finding("info", "in the mapping but not in the file: " + ", ".join(report.missing)
-                           + " (an optional table, or a nullable column read as NULL; a required column is refused)"))
+                           + " (an optional table, or a nullable column: read as absent or NULL)"))
     if report.journal_mode.lower() != "wal":
         out.append(Finding("info", f"journal mode is {report.journal_mode}: readers block writers; "
                            "the copy reads a snapshot taken with the online backup API"))

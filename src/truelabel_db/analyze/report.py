@@ -73,7 +73,8 @@ class AnalysisReport:
     lists_in_text: list[str] = field(default_factory=list)
     query_shapes: list[QueryShape] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # mapped tables and columns the file lacks
+    missing: list[str] = field(default_factory=list)  # optional tables and nullable columns the file lacks
+    required_missing: list[str] = field(default_factory=list)  # required ones: copy and capture refuse the file
     findings: list[Finding] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

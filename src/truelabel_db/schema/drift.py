@@ -173,7 +173,7 @@ def decide(conn: sqlite3.Connection, schema: dict[str, LegacyTable], policy: Unm
            mapping: Mapping = DECLARED, *, name: str = "the legacy file") -> MappingDecision:
     """Apply ``policy`` to the file's drift; refuse with every problem named when it says so."""
     drift = detect(schema, mapping)
-    missing = [t for t in drift.missing_tables if t not in OPTIONAL_TABLES]
+    missing, _ = required_absent(drift, mapping)
     if missing:
         raise SourceError(f"{name} is not a True Label database: missing tables {', '.join(missing)}")
     problems = _required_missing(drift, mapping)
@@ -195,11 +195,18 @@ def decide(conn: sqlite3.Connection, schema: dict[str, LegacyTable], policy: Unm
                            {t: cols for t, cols in drift.missing_columns.items()}, drift.missing_tables)
 
 
+def required_absent(drift: Drift, mapping: Mapping = DECLARED) -> tuple[list[str], dict[str, list[str]]]:
+    """The mapped tables, and the NOT NULL columns by table, that the file lacks: what makes copy
+    and capture refuse it (an optional table, or a nullable column, is read as absent or NULL)."""
+    tables = [t for t in drift.missing_tables if t not in OPTIONAL_TABLES]
+    columns = {name: required for name, cols in drift.missing_columns.items()
+               if (required := [c for c in cols if mapping.by_legacy[name].column_for_legacy(c).not_null])}
+    return tables, columns
+
+
 def _required_missing(drift: Drift, mapping: Mapping) -> list[str]:
     problems = []
-    for name, columns in drift.missing_columns.items():
-        table = mapping.by_legacy[name]
-        required = [c for c in columns if table.column_for_legacy(c).not_null]
+    for name, required in required_absent(drift, mapping)[1].items():
         if required:
             problems.append(f"{name} lacks required column(s) {', '.join(required)} (an older app version? "
                             "migrate its schema first)")
