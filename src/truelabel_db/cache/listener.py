@@ -129,13 +129,14 @@ class DatabaseListener:
                 self.cache.trust_again()  # today's rules only, as before database events
                 self.connected.set()
                 return
-            if self.unavailable is not None:
-                log.warning("cache invalidation by database events is on: the triggers are there now")
-                self.unavailable = None
+            self.connected.clear()  # whatever it was before (triggers just added): not until caught up
             self.backend_pid = conn.info.backend_pid
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(cache_changes.CHANNEL)))
             self._catch_up(conn)
             self.cache.trust_again()
+            if self.unavailable is not None:
+                log.warning("cache invalidation by database events is on: the triggers are there now")
+                self.unavailable = None
             self.connected.set()
             swept = time.monotonic()
             while not self._stop.is_set():
