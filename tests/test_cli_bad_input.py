@@ -111,3 +111,30 @@ def test_schema_apply_twice_is_harmless(pg_url: str) -> None:
     second = run_cli("schema", "apply", "--target", pg_url, "--json")
     assert first.code == second.code == 0, first.stderr + second.stderr
     assert first.stdout == second.stdout
+
+
+def test_a_target_no_copy_went_into_is_named_as_such_by_every_stage(real_legacy: Path, pg_url: str) -> None:
+    """A wrong --target (an empty database) is the commonest slip: before, each stage printed an
+    "internal error (UndefinedTable)", and the follower retried it for ever."""
+    for args in (("verify", "--source", str(real_legacy)), ("cutover", "--source", str(real_legacy)),
+                 ("follow", "--source", str(real_legacy)), ("quarantine", "redrive")):
+        result = run_cli(*args, "--target", pg_url, timeout=60)
+        assert_one_line_error(result, "holds no migration", "check --target")
+        assert result.code == 4, result.stderr
+    for args in (("quarantine", "list"), ("quarantine", "fix", "1", "a=1")):
+        result = run_cli(*args, "--target", pg_url, timeout=60)
+        assert_one_line_error(result, "lacks truelabel-db's catalog", "check --target")
+        assert result.code == 4, result.stderr
+
+
+def test_serve_refuses_a_database_that_is_not_true_labels(tmp_path: Path, pg_url: str) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)").connection.commit()
+    assert_one_line_error(run_cli("serve", "--database", str(other), "--port", "0", timeout=60),
+                          "not a True Label database", "products")  # before: served, every answer a 500
+    assert_one_line_error(run_cli("serve", "--database", pg_url, "--port", "0", timeout=60),
+                          "holds no True Label schema", "products")
+
+
+def test_roles_before_the_schema_says_to_apply_it(pg_url: str) -> None:
+    assert_one_line_error(run_cli("schema", "roles", "--target", pg_url), "schema apply")

@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from truelabel_db.postgres import one
+from truelabel_db.errors import TargetError
+from truelabel_db.postgres import describe, one
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,19 @@ class ChunkStats:
     quarantined: int
     repaired: int
     path: str
+
+
+class NoMigration(TargetError):
+    """The target holds no migration to work on: no copy was made into it (a wrong ``--target``?),
+    or none that left a starting point. Final: waiting or retrying cannot change it."""
+
+
+def require_migration(conn: psycopg.Connection) -> None:
+    """Refuse, in words, a database that no copy went into: every later stage reads the catalog,
+    and "relation truelabel_meta.copy_runs does not exist" is no way to learn the URL was wrong."""
+    if one(conn.execute("SELECT to_regclass('truelabel_meta.copy_runs')"))[0] is None:
+        raise NoMigration(f"PostgreSQL {describe(conn.info.dsn)} holds no migration: no copy was made into it "
+                          "(check --target; `truelabel-db copy` makes one)")
 
 
 def unfinished_run(conn: psycopg.Connection) -> CopyRun | None:

@@ -62,6 +62,12 @@ maintain_cmd.register(app)
 replica_cmd.register(app)
 workload_cmd.register(app)
 
+CATALOG = "truelabel_meta"
+# A database no copy went into (a wrong --target), or one an older version set up: the catalog's
+# tables, functions or schema are missing, and the message names which.
+CATALOG_MISSING = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
+
+
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
     try:
@@ -76,11 +82,20 @@ def main() -> None:
         _fail(f"SQLite error: {_line(exc)}", ExitCode.SOURCE)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.FAILED)
+    except CATALOG_MISSING as exc:
+        if CATALOG not in str(exc) or os.environ.get("TRUELABEL_DEBUG"):
+            _internal(exc)
+        _fail(f"the target database lacks truelabel-db's catalog ({_line(exc)}): if no copy was made into it, "
+              "check --target; if an older version migrated it, run `truelabel-db schema apply`", ExitCode.TARGET)
     except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("TRUELABEL_DEBUG"):
-            raise
-        _fail(f"internal error ({type(exc).__name__}): {_line(exc)} "
-              "(set TRUELABEL_DEBUG=1 for the traceback)", ExitCode.INTERNAL)
+        _internal(exc)
+
+
+def _internal(exc: Exception) -> None:
+    if os.environ.get("TRUELABEL_DEBUG"):
+        raise exc
+    _fail(f"internal error ({type(exc).__name__}): {_line(exc)} "
+          "(set TRUELABEL_DEBUG=1 for the traceback)", ExitCode.INTERNAL)
 
 
 def _line(exc: BaseException) -> str:

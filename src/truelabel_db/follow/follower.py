@@ -38,7 +38,7 @@ PUBLISH_EVERY = 0.25  # seconds between publications of the lag while batches ke
 CACHE_LOG_TRIM_EVERY = 60.0
 
 
-class NothingToFollow(TargetError):
+class NothingToFollow(copy_runs.NoMigration):
     """No finished copy with a changelog position: there is no starting point."""
 
 
@@ -112,6 +112,7 @@ class Follower:
     def start_position(self) -> int:
         """Where to start: the committed position, else where the last copy's snapshot stood."""
         pg = self._target()
+        copy_runs.require_migration(pg)
         committed = follow_state.position(pg, self.source_key)
         if committed is not None:
             return committed
@@ -148,7 +149,7 @@ class Follower:
                     self._publish()
                     break
             except (psycopg.OperationalError, TargetError) as exc:
-                if isinstance(exc, NothingToFollow):
+                if isinstance(exc, copy_runs.NoMigration):  # nothing a retry could change
                     raise
                 backoff = self._back_off(backoff, exc)
                 started = False

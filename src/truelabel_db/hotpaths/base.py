@@ -25,6 +25,9 @@ QUEUE_FIELDS = ("id", "product_id", "priority", "status", "category", "assigned_
                 "due_date", "created_at")
 SCANNED_FIELDS = ("id", "name", "brand", "status", "qr_code", "user_id")
 SEARCH_FIELDS = ("id", "name", "brand", "category", "status")
+# The legacy tables the hot paths read or write (by their legacy names; each database's own
+# spelling comes from the mapping): a database lacking one is refused when it is opened.
+SERVED_TABLES = ("users", "products", "validations", "qr_code_accesses", "validation_queue")
 OPEN_QUEUE_STATUSES = ("PENDING", "ASSIGNED", "IN_PROGRESS")
 PRIORITY_ORDER = ("LOW", "NORMAL", "HIGH", "URGENT")
 DASHBOARD_FIGURES = ("total_products", "validated_products", "total_validations",

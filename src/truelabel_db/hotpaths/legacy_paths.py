@@ -30,6 +30,7 @@ from truelabel_db.hotpaths.base import (
     QUEUE_FIELDS,
     SCANNED_FIELDS,
     SEARCH_FIELDS,
+    SERVED_TABLES,
     VALIDATION_FIELDS,
     Ingested,
     Scan,
@@ -40,7 +41,8 @@ from truelabel_db.hotpaths.base import (
 )
 from truelabel_db.hotpaths.shape import Record, iso_ms, legacy_record
 from truelabel_db.legacy.encodings import to_epoch_ms
-from truelabel_db.legacy.source import connect
+from truelabel_db.legacy.schema import read_schema
+from truelabel_db.legacy.source import connect, require_tables
 from truelabel_db.schema.mapping import BY_TARGET
 from truelabel_db.sqlite_sql import quote_ident, quote_literal
 
@@ -120,7 +122,8 @@ class LegacyHotPaths:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn()  # fail now, with our message, if the file is not usable
+        # fail now, with our message, if the file is not usable or not True Label's
+        require_tables(read_schema(self._conn()), list(SERVED_TABLES), path)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -23,9 +23,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from truelabel_db import postgres
 from truelabel_db.errors import TargetError
 from truelabel_db.hotpaths import postgres_sql as q
-from truelabel_db.hotpaths.base import Ingested, Scan, analytics_answer, window
+from truelabel_db.hotpaths.base import SERVED_TABLES, Ingested, Scan, analytics_answer, window
 from truelabel_db.hotpaths.shape import Record
 from truelabel_db.postgres import describe, one, redact
+from truelabel_db.schema.mapping import BY_LEGACY
 
 PoolOrUrl = ConnectionPool | str
 NOT_REFRESHED = ("brand_dashboard_stats has never been refreshed: "
@@ -45,8 +46,15 @@ def connection_kwargs(name: str, *, prepare: bool = True) -> dict[str, Any]:
 def reachable(url: str) -> None:
     """One connection first: a server that refuses, or a wrong password, fails here at once with
     its own reason, where a pool would retry in the background until its timeout and then say only
-    that it is not ready."""
-    postgres.connect(url, autocommit=True, check_version=False).close()
+    that it is not ready. A database without the tables served (a wrong URL, a copy not made yet)
+    is refused here too, instead of answering every request with a 500."""
+    with postgres.connect(url, autocommit=True, check_version=False) as conn:
+        names = [BY_LEGACY[t].target for t in SERVED_TABLES]
+        absent = [r[0] for r in conn.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NULL",
+                                             (names,))]
+    if absent:
+        raise TargetError(f"PostgreSQL {describe(url)} holds no True Label schema (no table {', '.join(absent)}): "
+                          "check the URL; `truelabel-db copy` or `truelabel-db schema apply` makes it")
 
 
 def open_pool(url: str, *, max_size: int = 10, name: str = "truelabel-db", prepare: bool = True) -> ConnectionPool:

@@ -14,4 +14,5 @@ from truelabel_db.schema.mapping import Mapping
 
 
 def recorded_mapping(conn: psycopg.Connection) -> Mapping:
+    copy_runs.require_migration(conn)
     return effective_mapping(MappingDecision.from_json(copy_runs.mapping_decision(conn)))
