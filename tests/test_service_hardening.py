@@ -348,3 +348,10 @@ def test_anonymous_health_answers_are_remembered_for_a_moment() -> None:
     probe()
     assert calls[0] == 2
 
+
+
+def test_a_search_holding_a_nul_is_refused_alike_on_both_databases(shared_pair: Pair) -> None:
+    for database in (shared_pair.url, str(shared_pair.legacy)):
+        with serving(database) as client:
+            assert client.get("/search", params={"q": "caf\x00é"}).status_code == 422  # before: 500 on PostgreSQL
+            assert client.get("/search", params={"q": "café"}).status_code == 200

@@ -52,6 +52,7 @@ log = logging.getLogger("truelabel_db.service")
 UNAVAILABLE = (GateHeld, Overloaded, PoolTimeout, psycopg.OperationalError, TargetError)
 MAX_BATCH_BYTES = 4 << 20
 HEALTH_MEMORY = 1.0     # seconds an anonymous /health answer is reused (a probe per second at most)
+NO_NUL = r"^[^\x00]+$"  # PostgreSQL text cannot hold a NUL: a 422 here, not a 500 from the database
 Identifier = Annotated[str, Path(max_length=MAX_ID, description=f"at most {MAX_ID} characters")]
 
 
@@ -288,7 +289,8 @@ def create_app(config: ServiceConfig) -> ServiceApp:
         return _json(await backend().current.aio.validation_queue(limit))
 
     @app.get("/search", summary="Product search in Portuguese, forgiving typos on PostgreSQL")
-    async def search(q: str = Query(..., min_length=1, max_length=200),
+    async def search(q: str = Query(..., min_length=1, max_length=200, pattern=NO_NUL,
+                                    description="1 to 200 characters, no NUL (PostgreSQL text cannot hold one)"),
                      limit: int = Query(20, ge=1, le=200)) -> Any:
         return _json(await backend().current.aio.search(q, limit))
 
