@@ -16,7 +16,8 @@ DATABASE_ENV, REDIS_ENV = "TRUELABEL_DATABASE", "TRUELABEL_REDIS_URL"
 DatabaseOption = Annotated[str | None, typer.Option(
     "--database", help=f"A legacy SQLite file or a PostgreSQL URL (default: ${DATABASE_ENV}).")]
 RedisOption = Annotated[str | None, typer.Option(
-    "--redis", help=f"Redis for the L2 cache, the cutover gate and the primary (default: ${REDIS_ENV}).")]
+    "--redis", help=f"Redis for the L2 cache, the cutover gate, the primary and the per-client limits "
+                    f"(default: ${REDIS_ENV}).")]
 
 
 def resolve_database(database: str | None) -> str:
