@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from tests.fix_cli import CliResult, run_cli
 from truelabel_db import postgres as connection
@@ -138,3 +141,26 @@ def test_serve_refuses_a_database_that_is_not_true_labels(tmp_path: Path, pg_url
 
 def test_roles_before_the_schema_says_to_apply_it(pg_url: str) -> None:
     assert_one_line_error(run_cli("schema", "roles", "--target", pg_url), "schema apply")
+
+
+def test_a_read_only_target_is_named_as_such(real_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    read_only = make_conninfo(pg_url, options="-c default_transaction_read_only=on")  # as a standby would be
+    result = run_cli("copy", "--source", str(real_legacy), "--target", read_only, "--work-dir", str(tmp_path / "w"))
+    assert_one_line_error(result, "the target is read-only", "point --target at the primary")  # before: internal error
+    assert result.code == 4
+
+
+def test_a_role_without_the_privileges_is_named_as_such(real_legacy: Path, pg_url: str, tmp_path: Path) -> None:
+    copied = run_cli("copy", "--source", str(real_legacy), "--target", pg_url, "--work-dir", str(tmp_path / "w"))
+    assert copied.code == 0, copied.stderr
+    role = f"tl_nobody_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        result = run_cli("verify", "--source", str(real_legacy), "--target", make_conninfo(pg_url, user=role))
+        assert_one_line_error(result, "PostgreSQL refused a privilege", "permission denied")  # before: internal error
+        assert result.code == 4
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from typing import NoReturn
 
 import psycopg
 import typer
@@ -68,6 +69,24 @@ CATALOG = "truelabel_meta"
 CATALOG_MISSING = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
 
 
+# What PostgreSQL refuses for reasons of its setting, not of this tool (by SQLSTATE).
+OPERATOR_FACING = {
+    "42501": "PostgreSQL refused a privilege: {line} (the role in --target lacks it; migrations run as the "
+             "schema's owner, `schema roles` sets up the app's)",
+    "25006": "the target is read-only: {line} (a standby, or default_transaction_read_only: point --target at "
+             "the primary)",
+    "53100": "PostgreSQL's disk is full: {line}; free space, then run the same command again to resume",
+    "53200": "PostgreSQL is out of memory: {line}; run the same command again to resume",
+    "53300": "PostgreSQL has no connection to spare: {line} (max_connections)",
+    "57014": "a statement was cancelled: {line} (statement_timeout, or pg_cancel_backend); run the same command "
+             "again to resume",
+    "55P03": "a lock could not be taken: {line} (lock_timeout; another session holds it); run the same command "
+             "again",
+    "40P01": "a deadlock was broken by PostgreSQL: {line}; run the same command again",
+    "57P01": "PostgreSQL is shutting down: {line}; run the same command again once it is back",
+}
+
+
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
     try:
@@ -76,22 +95,33 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
-    except psycopg.OperationalError as exc:
-        _fail(f"lost the PostgreSQL connection: {_line(exc)}; run the same command again to resume", ExitCode.TARGET)
+    except psycopg.Error as exc:
+        said = _postgres_says(exc)
+        if said is None or os.environ.get("TRUELABEL_DEBUG"):
+            _internal(exc)
+        _fail(said, ExitCode.TARGET)
     except sqlite3.Error as exc:
         _fail(f"SQLite error: {_line(exc)}", ExitCode.SOURCE)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.FAILED)
-    except CATALOG_MISSING as exc:
-        if CATALOG not in str(exc) or os.environ.get("TRUELABEL_DEBUG"):
-            _internal(exc)
-        _fail(f"the target database lacks truelabel-db's catalog ({_line(exc)}): if no copy was made into it, "
-              "check --target; if an older version migrated it, run `truelabel-db schema apply`", ExitCode.TARGET)
     except Exception as exc:  # a bug: still one line, the traceback on request
         _internal(exc)
 
 
-def _internal(exc: Exception) -> None:
+def _postgres_says(exc: psycopg.Error) -> str | None:
+    """What an operator can act on, in words; None for what only a bug explains."""
+    line = _line(exc)
+    if exc.sqlstate in OPERATOR_FACING:
+        return OPERATOR_FACING[exc.sqlstate].format(line=line)
+    if isinstance(exc, CATALOG_MISSING) and CATALOG in str(exc):
+        return (f"the target database lacks truelabel-db's catalog ({line}): if no copy was made into it, "
+                "check --target; if an older version migrated it, run `truelabel-db schema apply`")
+    if isinstance(exc, psycopg.OperationalError):
+        return f"lost the PostgreSQL connection: {line}; run the same command again to resume"
+    return None
+
+
+def _internal(exc: Exception) -> NoReturn:
     if os.environ.get("TRUELABEL_DEBUG"):
         raise exc
     _fail(f"internal error ({type(exc).__name__}): {_line(exc)} "
@@ -103,6 +133,6 @@ def _line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)   # a message's [brackets] are text
     sys.exit(code)
