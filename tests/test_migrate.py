@@ -15,6 +15,7 @@ from truelabel_db.bench.gated_writer import WriterLedger, gated_writer
 from truelabel_db.capture import capture_status
 from truelabel_db.client import AppGate
 from truelabel_db.cutover.gate import Gate, connect_redis
+from truelabel_db.errors import SourceError
 from truelabel_db.legacy.generator import generate
 from truelabel_db.migrate import STEPS, MigrateError, MigrateOptions, migrate
 
@@ -105,3 +106,15 @@ def test_migrate_killed_between_steps_resumes_from_its_last_checkpoint(legacy: P
     report = json.loads(rerun.stdout)
     assert {"backup", "schema", "capture", "copy"} <= set(report["skipped"])
     assert report["done"][-1] == "cutover"
+
+
+def test_a_file_that_is_not_the_apps_is_refused_before_anything_is_made_of_it(tmp_path: Path, pg_url: str,
+                                                                              redis_url: str) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)").connection.commit()
+    work = tmp_path / "work"
+    with pytest.raises(SourceError, match="not a True Label database"):
+        migrate(other, pg_url, MigrateOptions(redis_url, work_dir=work))
+    assert not work.exists()  # before: a backup of the file, then the refusal at the capture step
+    with psycopg.connect(pg_url) as conn:  # ... and the catalog made in the target
+        assert conn.execute("SELECT to_regnamespace('truelabel_meta')").fetchone() == (None,)

@@ -24,9 +24,10 @@ from truelabel_db.copy import CopyOptions, run_copy
 from truelabel_db.cutover.run import CutoverOptions, cutover
 from truelabel_db.errors import ExitCode, ReconciliationError, TrueLabelError
 from truelabel_db.follow import Follower
-from truelabel_db.legacy.source import take_snapshot
+from truelabel_db.legacy.source import open_schema, take_snapshot
 from truelabel_db.postgres import connect
 from truelabel_db.schema.ddl import apply_schema
+from truelabel_db.schema.drift import detect, require_app_tables
 from truelabel_db.verify.compare import verify
 
 STEPS = ("backup", "schema", "capture", "copy", "follow", "verify", "cutover")
@@ -71,6 +72,8 @@ class _Migration:
         migrate_checkpoints.record(conn, self.key, step, detail)
 
     def run(self) -> MigrateReport:
+        # a file that is not the app's is refused before anything is made of it (a backup, the catalog)
+        require_app_tables(detect(open_schema(self.source)), str(self.source))
         with connect(self.url, autocommit=True) as conn:
             apply_schema(conn, phases=("pre",))  # the checkpoints need their table first
             finished: list[str] = []

@@ -173,9 +173,7 @@ def decide(conn: sqlite3.Connection, schema: dict[str, LegacyTable], policy: Unm
            mapping: Mapping = DECLARED, *, name: str = "the legacy file") -> MappingDecision:
     """Apply ``policy`` to the file's drift; refuse with every problem named when it says so."""
     drift = detect(schema, mapping)
-    missing, _ = required_absent(drift, mapping)
-    if missing:
-        raise SourceError(f"{name} is not a True Label database: missing tables {', '.join(missing)}")
+    require_app_tables(drift, name, mapping)
     problems = _required_missing(drift, mapping)
     unmapped = [item for item in drift.items() if not policy.ignores(*item.split(".", 1))]
     unknown = sorted(i for i in policy.ignored if i not in drift.items())
@@ -202,6 +200,13 @@ def required_absent(drift: Drift, mapping: Mapping = DECLARED) -> tuple[list[str
     columns = {name: required for name, cols in drift.missing_columns.items()
                if (required := [c for c in cols if mapping.by_legacy[name].column_for_legacy(c).not_null])}
     return tables, columns
+
+
+def require_app_tables(drift: Drift, name: str, mapping: Mapping = DECLARED) -> None:
+    """Refuse a file lacking one of the app's tables (Prisma's bookkeeping excepted)."""
+    missing, _ = required_absent(drift, mapping)
+    if missing:
+        raise SourceError(f"{name} is not a True Label database: missing tables {', '.join(missing)}")
 
 
 def _required_missing(drift: Drift, mapping: Mapping) -> list[str]:
