@@ -164,3 +164,26 @@ def test_a_role_without_the_privileges_is_named_as_such(real_legacy: Path, pg_ur
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("args, named", [
+    (("serve", "--port", "99999"), "--port"),          # before: "serving on http://127.0.0.1:99999"
+    (("serve", "--workers", "0"), "--workers"),         # before: "0 worker(s)"
+    (("bench", "limits", "--admits", "0"), "--admits"),  # before: internal error (ZeroDivisionError)
+    (("follow", "--source", "x.db", "--batch-size", "-5"), "--batch-size"),
+    (("backup", "prune", "--keep-at-least", "0"), "--keep-at-least"),  # would let a prune delete every backup
+    (("workload", "x.db", "--dirt-rate", "2"), "--dirt-rate"),
+    (("bench", "soak", "--minutes", "0"), "--minutes"),
+    (("copy", "--workers", "abc"), "--workers"),
+])
+def test_an_option_out_of_its_range_is_one_line_before_anything_runs(args: tuple[str, ...], named: str) -> None:
+    result = run_cli(*args, timeout=30)
+    assert_one_line_error(result, "Invalid value for", named, "--help")
+    assert result.code == 2
+
+
+def test_a_usage_error_is_one_line_and_a_group_alone_still_shows_its_help() -> None:
+    assert_one_line_error(run_cli("copy"), "Missing option '--source'", "copy --help")  # before: a box
+    alone = run_cli("cache")
+    assert alone.code == 2 and "Usage:" in alone.stderr + alone.stdout and "invalidate" in alone.stderr + alone.stdout
+    assert run_cli("--help").code == 0

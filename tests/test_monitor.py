@@ -104,7 +104,7 @@ def test_monitor_all_as_json(schema_pg: psycopg.Connection, pg_url: str) -> None
 def test_bad_input_is_one_line_and_a_non_zero_exit(pg_url: str) -> None:
     dead = make_conninfo(pg_url, port=str(free_port()))
     for args, code in ((("monitor", "bloat", "--target", dead), 4),
-                       (("maintain", "run", "partitions", "--retention", "0", "--target", pg_url), 6),
+                       (("maintain", "run", "partitions", "--retention", "0", "--target", pg_url), 2),  # usage
                        (("maintain", "run", "defrag", "--target", pg_url), 6),
                        (("maintain", "run", "vacuum-analyze", "--dry-run", "--target", pg_url), 6)):
         result = run_cli(*args)

@@ -7,6 +7,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
+import click
 import psycopg
 import typer
 from rich.markup import escape
@@ -69,6 +70,21 @@ CATALOG = "truelabel_meta"
 CATALOG_MISSING = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
 
 
+def _usage_error_types() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
+    """Click's usage errors and aborts, whichever Click this Typer uses (Typer 0.29 carries its own
+    copy, whose exceptions derive from ``typer.exceptions.TyperException``; earlier ones use Click)."""
+    errors: list[type[Exception]] = [click.ClickException]
+    aborts: list[type[BaseException]] = [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer.exceptions import TyperException
+        errors.append(TyperException)
+    except ImportError:  # a Typer that uses Click's own exceptions
+        pass
+    return tuple(errors), tuple(dict.fromkeys(aborts))
+
+
+USAGE_ERRORS, ABORTS = _usage_error_types()
+
 # What PostgreSQL refuses for reasons of its setting, not of this tool (by SQLSTATE).
 OPERATOR_FACING = {
     "42501": "PostgreSQL refused a privilege: {line} (the role in --target lacks it; migrations run as the "
@@ -90,7 +106,17 @@ OPERATOR_FACING = {
 def main() -> None:
     """Run the CLI; any failure is one line on stderr and a non-zero exit, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come here too, to be said in one line
+    except USAGE_ERRORS as exc:
+        exit_code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: its help, as before
+            app(args=[*sys.argv[1:], "--help"], standalone_mode=False)
+            sys.exit(exit_code)
+        context = getattr(exc, "ctx", None)
+        where = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _fail(f"{getattr(exc, 'format_message', exc.__str__)()}{where}", exit_code)
+    except ABORTS:
+        _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
     except TrueLabelError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -106,6 +132,8 @@ def main() -> None:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.FAILED)
     except Exception as exc:  # a bug: still one line, the traceback on request
         _internal(exc)
+    if isinstance(code, int) and code:  # typer.Exit(code) and --help's Exit(0) come back as a code
+        sys.exit(code)
 
 
 def _postgres_says(exc: psycopg.Error) -> str | None:

@@ -35,7 +35,7 @@ def run(
     to: RepoOption = None,
     kind: Annotated[str, typer.Option(help="full (PostgreSQL, pg_dump) or sqlite (the legacy file).")] = "full",
     source: Annotated[Optional[Path], typer.Option(help="The legacy SQLite file, for --kind sqlite.")] = None,
-    jobs: Annotated[int, typer.Option(help="pg_dump parallel jobs.")] = 4,
+    jobs: Annotated[int, typer.Option(min=1, help="pg_dump parallel jobs.")] = 4,
     compress: Annotated[int, typer.Option(min=0, max=9, help="gzip level of the dump.")] = 6,
     key_file: KeyFileOption = None,
     notify_cmd: Annotated[Optional[str], typer.Option(envvar="TRUELABEL_NOTIFY_COMMAND",
@@ -127,7 +127,7 @@ def verify(
     target: Annotated[Optional[str], typer.Option(
         envvar="TRUELABEL_TARGET_URL", help="Server for the scratch database of the test restore.")] = None,
     key_file: KeyFileOption = None,
-    jobs: Annotated[int, typer.Option()] = 2,
+    jobs: Annotated[int, typer.Option(min=1)] = 2,
     work_dir: WorkDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -147,8 +147,8 @@ def verify(
 @backup_app.command("prune")
 def prune(
     to: RepoOption = None,
-    keep_days: Annotated[int, typer.Option(help="Keep complete backups this many days (plan: 4 weeks).")] = 28,
-    keep_at_least: Annotated[int, typer.Option(help="Always keep this many newest backups of each kind.")] = 1,
+    keep_days: Annotated[int, typer.Option(min=0, help="Keep complete backups this many days (plan: 4 weeks).")] = 28,
+    keep_at_least: Annotated[int, typer.Option(min=1, help="Always keep this many newest backups of each kind.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, delete nothing.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -188,7 +188,7 @@ def restore(
     target: TargetOption = None,
     to: RepoOption = None,
     key_file: KeyFileOption = None,
-    jobs: Annotated[int, typer.Option(help="pg_restore parallel jobs.")] = 4,
+    jobs: Annotated[int, typer.Option(min=1, help="pg_restore parallel jobs.")] = 4,
     work_dir: WorkDirOption = None,
     json_out: JsonOption = False,
 ) -> None:

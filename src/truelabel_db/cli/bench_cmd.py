@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.options import BENCH_REDIS_URL, BenchRedisOption, JsonOption, TargetOption
+from truelabel_db.cli.options import BENCH_REDIS_URL, BenchRedisOption, JsonOption, TargetOption, positive
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ConfigError
 
@@ -22,10 +22,10 @@ def register(app: typer.Typer) -> None:
 
 @bench_app.command("copy")
 def copy(
-    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     target: TargetOption = None,
-    workers: Annotated[int, typer.Option()] = 4,
-    runs: Annotated[int, typer.Option(help="Passes over every contender (ratios are per pass).")] = 1,
+    workers: Annotated[int, typer.Option(min=1)] = 4,
+    runs: Annotated[int, typer.Option(min=1, help="Passes over every contender (ratios are per pass).")] = 1,
     dirty: Annotated[bool, typer.Option(help="Also copy a dirty file of the same size.")] = True,
     pgloader: Annotated[bool, typer.Option(help="Also run pgloader, when installed.")] = True,
     work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
@@ -54,10 +54,10 @@ def copy(
 
 @bench_app.command("verify")
 def verify_bench(
-    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     target: TargetOption = None,
-    workers: Annotated[int, typer.Option()] = 4,
-    runs: Annotated[int, typer.Option(help="Passes (each: copy, then verify the copy).")] = 1,
+    workers: Annotated[int, typer.Option(min=1)] = 4,
+    runs: Annotated[int, typer.Option(min=1, help="Passes (each: copy, then verify the copy).")] = 1,
     dirty: Annotated[bool, typer.Option(help="Also copy and verify a dirty file of the same size.")] = True,
     work_dir: Annotated[Path, typer.Option(help="Where generated files are kept and reused.")] = Path(".bench"),
     json_out: JsonOption = False,
@@ -80,10 +80,10 @@ def verify_bench(
 
 @bench_app.command("sync")
 def sync(
-    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 1.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 1.0,
     target: TargetOption = None,
-    seconds: Annotated[float, typer.Option(help="Length of each writer phase.")] = 5.0,
-    rate: Annotated[float, typer.Option(help="The steady writer's rate, writes/s.")] = 500.0,
+    seconds: Annotated[float, typer.Option(callback=positive, help="Length of each writer phase.")] = 5.0,
+    rate: Annotated[float, typer.Option(callback=positive, help="The steady writer's rate, writes/s.")] = 500.0,
     journal: Annotated[str, typer.Option(help="The legacy file's journal mode: delete or wal.")] = "delete",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
@@ -115,11 +115,11 @@ def sync(
 
 @bench_app.command("cutover")
 def cutover_bench(
-    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 5.0,
     target: TargetOption = None,
     redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL")] = "redis://127.0.0.1:6379/0",
-    runs: Annotated[int, typer.Option()] = 3,
-    rate: Annotated[float, typer.Option(help="The gated writer's rate, writes/s.")] = 500.0,
+    runs: Annotated[int, typer.Option(min=1)] = 3,
+    rate: Annotated[float, typer.Option(callback=positive, help="The gated writer's rate, writes/s.")] = 500.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -143,9 +143,9 @@ def cutover_bench(
 
 @bench_app.command("backup")
 def backup_bench(
-    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     target: TargetOption = None,
-    jobs: Annotated[int, typer.Option(help="Parallel jobs for pg_dump and pg_restore.")] = 2,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel jobs for pg_dump and pg_restore.")] = 2,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -174,9 +174,10 @@ def backup_bench(
     err.print(view)
 @bench_app.command("queries")
 def queries(
-    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     target: TargetOption = None,
-    budget: Annotated[float, typer.Option(help="Seconds per path and contender (at least 3 runs).")] = 8.0,
+    budget: Annotated[float, typer.Option(
+        callback=positive, help="Seconds per path and contender (at least 3 runs).")] = 8.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -204,19 +205,20 @@ def queries(
 
 @bench_app.command("load")
 def load(
-    scale: Annotated[float, typer.Option(help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size (5 ≈ 1.8M rows).")] = 5.0,
     redis_url: BenchRedisOption = BENCH_REDIS_URL,
-    users: Annotated[int, typer.Option(help="People browsing at once (each with a keep-alive connection).")] = 5000,
-    think: Annotated[float, typer.Option(help="Their mean think time between requests, seconds.")] = 5.0,
-    ramp: Annotated[float, typer.Option(help="Seconds over which the users arrive.")] = 15.0,
+    users: Annotated[int, typer.Option(
+        min=1, help="People browsing at once (each with a keep-alive connection).")] = 5000,
+    think: Annotated[float, typer.Option(min=0, help="Their mean think time between requests, seconds.")] = 5.0,
+    ramp: Annotated[float, typer.Option(min=0, help="Seconds over which the users arrive.")] = 15.0,
     scan_rates: Annotated[str, typer.Option(help="Consumer scans arriving per second, rates tried in turn "
                                                  "(comma-separated) until one is not served.")] = "1000,2000,3000,4000",
-    batch_rate: Annotated[float, typer.Option(help="POST /scans/batch requests arriving per second.")] = 20.0,
-    batch_rows: Annotated[int, typer.Option(help="Scans per batch request.")] = 500,
-    connections: Annotated[int, typer.Option(help="Keep-alive connections carrying the scans.")] = 256,
-    seconds: Annotated[float, typer.Option(help="Measured seconds of each load.")] = 30.0,
-    workers: Annotated[int, typer.Option(help="Service worker processes.")] = 2,
-    pgbouncer_pool: Annotated[int, typer.Option(help="PgBouncer's server connections.")] = 20,
+    batch_rate: Annotated[float, typer.Option(min=0, help="POST /scans/batch requests arriving per second.")] = 20.0,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Scans per batch request.")] = 500,
+    connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections carrying the scans.")] = 256,
+    seconds: Annotated[float, typer.Option(callback=positive, help="Measured seconds of each load.")] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, help="Service worker processes.")] = 2,
+    pgbouncer_pool: Annotated[int, typer.Option(min=1, help="PgBouncer's server connections.")] = 20,
     only: Annotated[str | None, typer.Option(help="Run only the configurations whose name contains this "
                                                   "(e.g. 'postgresql', 'pgbouncer', 'cache on').")] = None,
     scaling: Annotated[str, typer.Option(help="Client connection counts for the PgBouncer comparison "
@@ -263,13 +265,14 @@ def load(
 
 @bench_app.command("cache")
 def cache_bench(
-    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 0.5,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 0.5,
     target: TargetOption = None,
     redis_url: BenchRedisOption = BENCH_REDIS_URL,
-    samples: Annotated[int, typer.Option(help="Changes timed for plain SQL (the follower: a quarter).")] = 200,
-    mix_seconds: Annotated[float, typer.Option(help="Seconds of the read mix, per configuration.")] = 30.0,
-    write_rate: Annotated[float, typer.Option(help="Product renames per second during the read mix.")] = 5.0,
-    writes: Annotated[int, typer.Option(help="Statements per case and round of the trigger cost.")] = 300,
+    samples: Annotated[int, typer.Option(min=1, help="Changes timed for plain SQL (the follower: a quarter).")] = 200,
+    mix_seconds: Annotated[float, typer.Option(
+        callback=positive, help="Seconds of the read mix, per configuration.")] = 30.0,
+    write_rate: Annotated[float, typer.Option(min=0, help="Product renames per second during the read mix.")] = 5.0,
+    writes: Annotated[int, typer.Option(min=1, help="Statements per case and round of the trigger cost.")] = 300,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -305,9 +308,9 @@ def cache_bench(
 @bench_app.command("limits")
 def limits_bench(
     redis_url: Annotated[str, typer.Option("--redis", help="Redis for the shared buckets.")] = BENCH_REDIS_URL,
-    admits: Annotated[int, typer.Option(help="Scans admitted per measurement.")] = 5000,
-    concurrency: Annotated[int, typer.Option(help="Scans admitted at once in the concurrent measurement.")] = 50,
-    rounds: Annotated[int, typer.Option(help="Measurements per limiter (the median is shown).")] = 3,
+    admits: Annotated[int, typer.Option(min=1, help="Scans admitted per measurement.")] = 5000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Scans admitted at once in the concurrent measurement.")] = 50,
+    rounds: Annotated[int, typer.Option(min=1, help="Measurements per limiter (the median is shown).")] = 3,
     json_out: JsonOption = False,
 ) -> None:
     """A scan's rate limit: this worker's buckets in memory vs the buckets every worker shares in Redis."""
@@ -329,7 +332,8 @@ def limits_bench(
 
 @bench_app.command("explain")
 def explain(
-    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    scale: Annotated[float, typer.Option(
+        callback=positive, help="Legacy database size, when no --target is given.")] = 5.0,
     target: TargetOption = None,
     prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
@@ -351,10 +355,11 @@ def explain(
 
 @bench_app.command("pools")
 def pools(
-    scale: Annotated[float, typer.Option(help="Legacy database size, when no --target is given.")] = 5.0,
+    scale: Annotated[float, typer.Option(
+        callback=positive, help="Legacy database size, when no --target is given.")] = 5.0,
     target: TargetOption = None,
     prepare_on: Annotated[str, typer.Option(help="The server a scale's database is prepared on.")] = DEFAULT_ADMIN_URL,
-    calls: Annotated[int, typer.Option(help="Calls per case.")] = 3000,
+    calls: Annotated[int, typer.Option(min=1, help="Calls per case.")] = 3000,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -375,12 +380,12 @@ def pools(
 
 @bench_app.command("generators")
 def generators(
-    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 5.0,
     redis_url: BenchRedisOption = BENCH_REDIS_URL,
-    users: Annotated[int, typer.Option(help="People browsing at once.")] = 5000,
-    think: Annotated[float, typer.Option(help="Their mean think time, seconds.")] = 5.0,
-    ramp: Annotated[float, typer.Option(help="Seconds over which they arrive.")] = 15.0,
-    seconds: Annotated[float, typer.Option(help="Measured seconds after the ramp.")] = 30.0,
+    users: Annotated[int, typer.Option(min=1, help="People browsing at once.")] = 5000,
+    think: Annotated[float, typer.Option(min=0, help="Their mean think time, seconds.")] = 5.0,
+    ramp: Annotated[float, typer.Option(min=0, help="Seconds over which they arrive.")] = 15.0,
+    seconds: Annotated[float, typer.Option(callback=positive, help="Measured seconds after the ramp.")] = 30.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -406,9 +411,9 @@ def _ms(value: float | None) -> str:
 
 @bench_app.command("maintenance")
 def maintenance_bench(
-    scale: Annotated[float, typer.Option(help="Legacy database size.")] = 5.0,
-    rate: Annotated[float, typer.Option(help="The app load's rate, operations/s.")] = 300.0,
-    seconds: Annotated[float, typer.Option(help="Length of each phase.")] = 10.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 5.0,
+    rate: Annotated[float, typer.Option(callback=positive, help="The app load's rate, operations/s.")] = 300.0,
+    seconds: Annotated[float, typer.Option(callback=positive, help="Length of each phase.")] = 10.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:

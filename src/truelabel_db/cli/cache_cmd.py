@@ -51,7 +51,7 @@ def _open(database: str | None, redis_url: str | None) -> tuple[HotPaths, Layere
 
 @cache_app.command("warm")
 def warm(database: DatabaseOption = None, redis_url: RedisOption = None,
-         popular: Annotated[int, typer.Option(help="How many of the most scanned products.")] = 100,
+         popular: Annotated[int, typer.Option(min=1, help="How many of the most scanned products.")] = 100,
          json_out: JsonOption = False) -> None:
     """Load popular products, the active validation queue and brand dashboards into the cache."""
     from dataclasses import asdict

@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
 def copy(
     source: Annotated[Path, typer.Option(help="Legacy SQLite file (read through a snapshot).")],
     target: TargetOption = None,
-    workers: Annotated[int, typer.Option(help="Parallel workers (tables and key ranges).")] = 4,
-    batch_size: Annotated[int, typer.Option(help="Rows per chunk (one COPY and one transaction).")] = 10_000,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel workers (tables and key ranges).")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per chunk (one COPY and one transaction).")] = 10_000,
     truncate: Annotated[bool, typer.Option("--truncate", help="Empty the application tables of a non-empty target first.")] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an unfinished copy from its snapshot.")] = True,
     orphans: Annotated[str, typer.Option(help="Rows whose foreign key points nowhere: quarantine | keep. Also "

@@ -27,7 +27,7 @@ def drill(
                                                       help="WAL archive, for the RPO.")] = None,
     key_file: KeyFileOption = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the restored database.")] = False,
-    jobs: Annotated[int, typer.Option()] = 4,
+    jobs: Annotated[int, typer.Option(min=1)] = 4,
     work_dir: Annotated[Optional[Path], typer.Option()] = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
 def follow(
     source: Annotated[Path, typer.Option(help="Legacy SQLite file with capture installed.")],
     target: TargetOption = None,
-    lag_threshold_ms: Annotated[int, typer.Option(help="Alert above this lag (plan: 1000 ms).")] = 1000,
+    lag_threshold_ms: Annotated[int, typer.Option(min=0, help="Alert above this lag (plan: 1000 ms).")] = 1000,
     on_lag: Annotated[Optional[str], typer.Option(help="Command (no shell) or http(s) URL to call once per lag episode.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Changelog rows per applied transaction.")] = 5000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Changelog rows per applied transaction.")] = 5000,
     once: Annotated[bool, typer.Option("--once", help="Stop when caught up.")] = False,
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,
     verify_every: Annotated[Optional[float], typer.Option(help="Verify (and resync what differs) every N seconds when caught up.")] = None,

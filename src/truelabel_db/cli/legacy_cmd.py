@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from truelabel_db.cli.options import JsonOption
+from truelabel_db.cli.options import JsonOption, positive
 from truelabel_db.cli.output import emit_json, err
 
 
@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 def generate(
     path: Annotated[Path, typer.Argument(help="Legacy SQLite file to create.")],
-    scale: Annotated[float, typer.Option(help="1 ≈ 365k rows (1k users, 10k products, 200k scans).")] = 1.0,
+    scale: Annotated[float, typer.Option(
+        callback=positive, help="1 ≈ 365k rows (1k users, 10k products, 200k scans).")] = 1.0,
     dirty: Annotated[bool, typer.Option("--dirty", help="Inject every kind of legacy dirt at a small known rate.")] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 7,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
@@ -54,12 +55,12 @@ def analyze(
 
 
 def demo(
-    scale: Annotated[float, typer.Option(help="Size of the generated legacy database.")] = 0.2,
+    scale: Annotated[float, typer.Option(callback=positive, help="Size of the generated legacy database.")] = 0.2,
     dirty: Annotated[bool, typer.Option("--dirty/--clean", help="Include legacy dirt (quarantined or repaired).")] = True,
     target: Annotated[Optional[str], typer.Option(envvar="TRUELABEL_TARGET_URL", show_envvar=True,
                                                   help="PostgreSQL URL; default: a private cluster the demo starts and stops.")] = None,
     work_dir: Annotated[Path, typer.Option(help="Where the demo keeps its files.")] = Path(".truelabel/demo"),
-    workers: Annotated[int, typer.Option(help="Parallel copy workers.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel copy workers.")] = 2,
 ) -> None:
     """Generate a legacy database, analyze it, migrate it end to end and print the summary."""
     from truelabel_db.demo import run_demo

@@ -24,8 +24,8 @@ def run(
     job: Annotated[str, typer.Argument(help="vacuum-analyze | reindex | partitions | refresh-views")],
     target: TargetOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a run already in progress instead of skipping.")] = False,
-    ahead: Annotated[int, typer.Option(help="partitions: months to create ahead.")] = 3,
-    retention: Annotated[int, typer.Option(help="partitions: months to keep (plan: 6).")] = 6,
+    ahead: Annotated[int, typer.Option(min=0, help="partitions: months to create ahead.")] = 3,
+    retention: Annotated[int, typer.Option(min=1, help="partitions: months to keep (plan: 6).")] = 6,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="partitions: print the plan, change nothing.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -112,7 +112,7 @@ def schedule(
 def history(
     target: TargetOption = None,
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
-    limit: Annotated[int, typer.Option()] = 20,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
     json_out: JsonOption = False,
 ) -> None:
     """The latest recorded runs, newest first."""

@@ -20,7 +20,7 @@ def migrate(
     target: TargetOption = None,
     redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL", help="Redis holding the gate.")] = "redis://127.0.0.1:6379/0",
     work_dir: Annotated[Path, typer.Option(help="Backups and snapshots.")] = Path(".truelabel/migrate"),
-    workers: Annotated[int, typer.Option()] = 4,
+    workers: Annotated[int, typer.Option(min=1)] = 4,
     primary_file: Annotated[Optional[Path], typer.Option()] = None,
     switch_cmd: Annotated[Optional[str], typer.Option(help="Command (no shell) that points the app at PostgreSQL.")] = None,
     health_url: Annotated[Optional[str], typer.Option()] = None,

@@ -73,7 +73,7 @@ def all_reports(target: TargetOption = None, json_out: JsonOption = False) -> No
 @monitor_app.command("serve")
 def serve(
     target: TargetOption = None,
-    port: Annotated[int, typer.Option(help="Serve http://HOST:PORT/metrics.")] = 9187,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Serve http://HOST:PORT/metrics.")] = 9187,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve every report as Prometheus metrics, collected fresh at each scrape, until stopped."""

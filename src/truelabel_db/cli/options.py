@@ -28,3 +28,13 @@ UnmappedOption = Annotated[Optional[list[str]], typer.Option(
     help="Tables and columns of the legacy file the mapping does not know: refuse them (default), carry "
          "them (columns into a per-table legacy_extra jsonb, tables into the `legacy` schema, followed, "
          "verified and rolled back like the rest), or ignore the named ones, on record. Repeatable.")]
+
+
+def positive(value: float | None) -> float | None:
+    """An option's callback: a size or a duration must be more than 0 (or not given at all).
+
+    Counts use ``min=1`` and shares ``min=0, max=1``; a float "more than 0" has no such bound in
+    Typer, hence this. A value out of bounds is a one-line usage error, before anything runs."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} is not more than 0")
+    return value

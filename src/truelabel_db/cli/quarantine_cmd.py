@@ -24,7 +24,7 @@ def list_(
     target: TargetOption = None,
     table: Annotated[Optional[str], typer.Option(help="Only this legacy table.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved rows.")] = False,
-    limit: Annotated[int, typer.Option()] = 100,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
     json_out: JsonOption = False,
 ) -> None:
     """List quarantined rows with their reasons."""
@@ -46,7 +46,7 @@ def list_(
 
 @quarantine_app.command("fix")
 def fix(
-    record_id: Annotated[int, typer.Argument(help="Quarantine id (see list).")],
+    record_id: Annotated[int, typer.Argument(min=1, help="Quarantine id (see list).")],
     assignment: Annotated[str, typer.Argument(help="COLUMN=JSON_VALUE, e.g. status='\"PENDING\"' or fileSize=1024")],
     target: TargetOption = None,
 ) -> None:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 def add(
     data_dir: Annotated[Path, typer.Option(help="Empty folder for the replica (its data/, log and socket).")],
     target: TargetOption = None,
-    port: Annotated[int, typer.Option(help="Port the replica listens on.")] = 5433,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port the replica listens on.")] = 5433,
     name: Annotated[str | None, typer.Option(help="Name the primary lists it under.")] = None,
     slot: Annotated[str | None, typer.Option(help="Create and use this physical replication slot.")] = None,
     listen: Annotated[str, typer.Option(help="listen_addresses of the replica.")] = "127.0.0.1",
@@ -44,7 +44,8 @@ def add(
 def status(
     replicas: Annotated[list[str], typer.Option("--replica", help="A replica URL (repeat for several).")],
     target: TargetOption = None,
-    max_lag: Annotated[float, typer.Option(help="Seconds of lag a replica may have and still serve reads.")] = 60.0,
+    max_lag: Annotated[float, typer.Option(
+        min=0, help="Seconds of lag a replica may have and still serve reads.")] = 60.0,
     json_out: JsonOption = False,
 ) -> None:
     """Each replica's lag against the primary and whether reads would be routed to it."""

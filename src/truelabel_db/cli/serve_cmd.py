@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from truelabel_db.cli.options import positive
 from truelabel_db.cli.output import err
 from truelabel_db.errors import ConfigError
 
@@ -38,43 +39,45 @@ def register(app: typer.Typer) -> None:
 def serve(
     database: DatabaseOption = None,
     redis_url: RedisOption = None,
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    workers: Annotated[int, typer.Option(help="Worker processes (their L1 caches are kept "
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (their L1 caches are kept "
                                               "coherent over Redis pub/sub).")] = 1,
     cache: Annotated[bool, typer.Option("--cache/--no-cache")] = True,
     primary_file: Annotated[str | None, typer.Option(help="The cutover's primary file.")] = None,
     follow: Annotated[bool, typer.Option("--follow-primary/--no-follow-primary")] = True,
-    gate_wait: Annotated[float, typer.Option(help="Seconds a write waits at a raised gate.")] = 5.0,
-    pool_size: Annotated[int, typer.Option(help="PostgreSQL connections per worker.")] = 20,
+    gate_wait: Annotated[float, typer.Option(min=0, help="Seconds a write waits at a raised gate.")] = 5.0,
+    pool_size: Annotated[int, typer.Option(min=1, help="PostgreSQL connections per worker.")] = 20,
     async_pool: Annotated[bool, typer.Option("--async-pool/--thread-pool", help=(
         "Hot paths on psycopg's async pool, or on its blocking pool in threads (faster here)."))] = False,
     pgbouncer: Annotated[bool, typer.Option("--pgbouncer/--no-pgbouncer", help=(
         "Start PgBouncer (transaction mode) and connect the workers through it."))] = False,
-    pgbouncer_pool_size: Annotated[int, typer.Option(help="PostgreSQL backends PgBouncer opens at most.")] = 20,
+    pgbouncer_pool_size: Annotated[int, typer.Option(min=1, help="PostgreSQL backends PgBouncer opens at most.")] = 20,
     pgbouncer_dir: Annotated[Path | None, typer.Option(help="PgBouncer's folder (config, socket, log); "
                                                              "a private temporary one by default.")] = None,
-    group_commit_ms: Annotated[float, typer.Option(help="Milliseconds a batch of scans gathers "
+    group_commit_ms: Annotated[float, typer.Option(min=0, help="Milliseconds a batch of scans gathers "
                                                         "before it is committed.")] = 2.0,
-    batch_max_rows: Annotated[int, typer.Option(help="Scans one POST /scans/batch may carry.")] = 1000,
-    keep_alive: Annotated[float, typer.Option(help="Seconds an idle keep-alive connection is kept.")] = 75.0,
-    refresh_every: Annotated[float, typer.Option(help="Seconds between dashboard view refreshes.")] = 600.0,
-    warm_every: Annotated[float, typer.Option(help="Seconds between cache warmings.")] = 3600.0,
-    warm_brands: Annotated[int, typer.Option(help="Brand dashboards each warming loads.")] = 50,
+    batch_max_rows: Annotated[int, typer.Option(min=1, help="Scans one POST /scans/batch may carry.")] = 1000,
+    keep_alive: Annotated[float, typer.Option(
+        callback=positive, help="Seconds an idle keep-alive connection is kept.")] = 75.0,
+    refresh_every: Annotated[float, typer.Option(min=0, help="Seconds between dashboard view refreshes.")] = 600.0,
+    warm_every: Annotated[float, typer.Option(min=0, help="Seconds between cache warmings.")] = 3600.0,
+    warm_brands: Annotated[int, typer.Option(min=0, help="Brand dashboards each warming loads.")] = 50,
     legacy_mode: Annotated[str, typer.Option(help="On SQLite: 'best' SQL, or 'app' (the N+1 way).")] = "best",
     replica: Annotated[list[str] | None, typer.Option(
         "--replica", help="A read replica's URL (repeat for several; passwords via ~/.pgpass).")] = None,
-    replica_max_lag: Annotated[float, typer.Option(help="Seconds of lag above which a replica gets no reads.")] = 5.0,
+    replica_max_lag: Annotated[float, typer.Option(
+        min=0, help="Seconds of lag above which a replica gets no reads.")] = 5.0,
     legacy_path: Annotated[str | None, typer.Option(help=(
         "The legacy SQLite file a rollback may move a PostgreSQL-started service back to (a published "
         "primary naming any other database is refused)."))] = None,
-    scan_rate: Annotated[float, typer.Option(help=(
+    scan_rate: Annotated[float, typer.Option(min=0, help=(
         "Scans a second one client address may send, all workers together when Redis is configured "
         "(0: no limit)."))] = 20.0,
-    scan_burst: Annotated[int, typer.Option(help="Scans one client address may send at once.")] = 40,
-    auth_cache_seconds: Annotated[float, typer.Option(help=(
+    scan_burst: Annotated[int, typer.Option(min=1, help="Scans one client address may send at once.")] = 40,
+    auth_cache_seconds: Annotated[float, typer.Option(min=0, help=(
         "Seconds an API key's check is remembered (how long a revocation takes to reach the service)."))] = 30.0,
-    auth_failures_per_minute: Annotated[int, typer.Option(help=(
+    auth_failures_per_minute: Annotated[int, typer.Option(min=0, help=(
         "Failed authentications a client address may make a minute before it is answered 429 (0: no limit)."))] = 20,
     forwarded_allow_ips: Annotated[str | None, typer.Option(envvar="FORWARDED_ALLOW_IPS", help=(
         "Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, '*' for any); "

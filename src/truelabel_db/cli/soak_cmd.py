@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.options import JsonOption, TargetOption
+from truelabel_db.cli.options import JsonOption, TargetOption, positive
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ExitCode
 
@@ -20,14 +20,17 @@ def register(bench_app: typer.Typer) -> None:
 
 
 def soak(
-    minutes: Annotated[Optional[float], typer.Option(help="Run cycles for this long (a new seed each).")] = None,
+    minutes: Annotated[Optional[float], typer.Option(
+        callback=positive, help="Run cycles for this long (a new seed each).")] = None,
     seed: Annotated[int, typer.Option(help="The first cycle's seed; each next cycle adds one.")] = 1,
     cycles: Annotated[Optional[int], typer.Option(help="Stop after this many cycles (1: rerun one seed).")] = None,
-    scale: Annotated[float, typer.Option(help="Size of each generated legacy file.")] = 0.01,
-    rate: Annotated[float, typer.Option(help="The workload's operations per second, all writers together.")] = 300.0,
-    processes: Annotated[int, typer.Option(help="Writer processes.")] = 2,
-    phase_seconds: Annotated[float, typer.Option(help="How long the workload writes between steps.")] = 5.0,
-    dirt_rate: Annotated[float, typer.Option(help="Share of operations writing dirty values.")] = 0.0,
+    scale: Annotated[float, typer.Option(callback=positive, help="Size of each generated legacy file.")] = 0.01,
+    rate: Annotated[float, typer.Option(
+        min=0, help="The workload's operations per second, all writers together.")] = 300.0,
+    processes: Annotated[int, typer.Option(min=1, help="Writer processes.")] = 2,
+    phase_seconds: Annotated[float, typer.Option(
+        callback=positive, help="How long the workload writes between steps.")] = 5.0,
+    dirt_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of operations writing dirty values.")] = 0.0,
     target: TargetOption = None,
     redis: Annotated[str, typer.Option(help="A Redis database of the soak's own (emptied before each cycle).")]
         = "redis://127.0.0.1:6379/11",

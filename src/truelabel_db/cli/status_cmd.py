@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from truelabel_db.cli.options import JsonOption, SourceOption, TargetOption
+from truelabel_db.cli.options import JsonOption, SourceOption, TargetOption, positive
 from truelabel_db.cli.output import emit_json, err
 
 if TYPE_CHECKING:
@@ -29,10 +29,10 @@ def status(
     redis: Annotated[Optional[str], typer.Option(envvar="TRUELABEL_REDIS_URL",
                                                  help="Redis holding the gate and the published primary.")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Redraw live until interrupted.")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 1.0,
-    history: Annotated[int, typer.Option(help="Lag samples kept for the sparkline (--watch).")] = 120,
+    interval: Annotated[float, typer.Option(callback=positive, help="Seconds between refreshes with --watch.")] = 1.0,
+    history: Annotated[int, typer.Option(min=1, help="Lag samples kept for the sparkline (--watch).")] = 120,
     frames: Annotated[Optional[int], typer.Option(hidden=True, help="Stop after this many refreshes.")] = None,
-    lag_threshold_ms: Annotated[int, typer.Option(help="Alert above this follower lag.")] = 1000,
+    lag_threshold_ms: Annotated[int, typer.Option(min=0, help="Alert above this follower lag.")] = 1000,
     json_out: JsonOption = False,
 ) -> None:
     """Copy progress per table, follower lag (a sparkline with --watch), changelog, last verify,

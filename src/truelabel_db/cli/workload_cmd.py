@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truelabel_db.cli.options import JsonOption, SourceOption, TargetOption
+from truelabel_db.cli.options import JsonOption, SourceOption, TargetOption, positive
 from truelabel_db.cli.output import emit_json, err
 from truelabel_db.errors import ExitCode
 from truelabel_db.workload.summary import WorkloadSummary
@@ -22,15 +22,20 @@ def register(app: typer.Typer) -> None:
 def workload(
     source: SourceOption,
     seed: Annotated[int, typer.Option(help="Same seed and options, same operations (per writer).")] = 1,
-    seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
-    operations: Annotated[int | None, typer.Option(help="Stop after this many operations (all writers).")] = None,
-    rate: Annotated[float, typer.Option(help="Operations per second, all writers together; 0: as fast as possible.")] = 0.0,
-    processes: Annotated[int, typer.Option(help="Writer processes.")] = 1,
-    fk_on_share: Annotated[float, typer.Option(help="Share of operations from the app (foreign keys ON); the rest come from scripts (OFF).")] = 0.8,
-    dirt_rate: Annotated[float, typer.Option(help="Share of inserts and updates that carry a dirty value.")] = 0.0,
+    seconds: Annotated[float | None, typer.Option(callback=positive, help="Stop after this long.")] = None,
+    operations: Annotated[int | None, typer.Option(
+        min=1, help="Stop after this many operations (all writers).")] = None,
+    rate: Annotated[float, typer.Option(
+        min=0, help="Operations per second, all writers together; 0: as fast as possible.")] = 0.0,
+    processes: Annotated[int, typer.Option(min=1, help="Writer processes.")] = 1,
+    fk_on_share: Annotated[float, typer.Option(
+        min=0, max=1, help="Share of operations from the app (foreign keys ON); the rest come from scripts (OFF).")] = 0.8,
+    dirt_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Share of inserts and updates that carry a dirty value.")] = 0.0,
     journal_mode: Annotated[str | None, typer.Option(help="Switch the file to delete or wal first (default: leave it).")] = None,
     synchronous: Annotated[str | None, typer.Option(help="The writers' PRAGMA synchronous: off, normal or full (default: SQLite's).")] = None,
-    busy_timeout_ms: Annotated[int, typer.Option(help="How long a writer waits for a lock before it retries.")] = 5000,
+    busy_timeout_ms: Annotated[int, typer.Option(
+        min=0, help="How long a writer waits for a lock before it retries.")] = 5000,
     mix: Annotated[str | None, typer.Option(help="Change the mix: KIND=WEIGHT,... (0 leaves a kind out).")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="Write each writer's operation log (JSON lines) here.")] = None,
     gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Honour the cutover gate and write to the published primary.")] = False,
