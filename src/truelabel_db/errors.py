@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILED = 1                 # a failure with no more specific code (an OS error, a failed check)
-    SOURCE = 2                 # the legacy SQLite file cannot be used; also a usage error (an option missing or out of range)
+    SOURCE = 2                 # the legacy SQLite file cannot be used; also a usage error (an option)
     SOURCE_LOCKED = 3          # the legacy file stayed locked longer than the busy timeout
     TARGET = 4                 # PostgreSQL cannot be used: unreachable, refused, wrong state
     TARGET_NOT_EMPTY = 5       # the target already holds rows and no --truncate was given
