@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -185,5 +187,17 @@ def test_an_option_out_of_its_range_is_one_line_before_anything_runs(args: tuple
 def test_a_usage_error_is_one_line_and_a_group_alone_still_shows_its_help() -> None:
     assert_one_line_error(run_cli("copy"), "Missing option '--source'", "copy --help")  # before: a box
     alone = run_cli("cache")
-    assert alone.code == 2 and "Usage:" in alone.stderr + alone.stdout and "invalidate" in alone.stderr + alone.stdout
+    shown = alone.stderr + alone.stdout
+    assert alone.code == 2 and shown.count("Usage:") == 1 and "invalidate" in shown
     assert run_cli("--help").code == 0
+
+
+def test_the_cli_runs_without_click_installed(tmp_path: Path) -> None:
+    """The core install has Typer (which carries its own Click now) but not Click itself, which
+    only the serve extra brings: the entry point must not need it."""
+    code = ("import sys; sys.modules['click'] = None\n"   # as if it were not installed
+            "sys.argv = ['truelabel-db', 'copy']\nfrom truelabel_db.cli.app import main\nmain()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = CliResult(done.returncode, done.stdout, done.stderr)   # before: ModuleNotFoundError
+    assert_one_line_error(result, "Missing option '--source'")
+    assert result.code == 2

@@ -7,7 +7,6 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-import click
 import psycopg
 import typer
 from rich.markup import escape
@@ -71,14 +70,21 @@ CATALOG_MISSING = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFuncti
 
 
 def _usage_error_types() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
-    """Click's usage errors and aborts, whichever Click this Typer uses (Typer 0.29 carries its own
-    copy, whose exceptions derive from ``typer.exceptions.TyperException``; earlier ones use Click)."""
-    errors: list[type[Exception]] = [click.ClickException]
-    aborts: list[type[BaseException]] = [click.exceptions.Abort, typer.Abort]
+    """Click's usage errors and aborts, whichever Click this Typer uses: Typer 0.29 carries its own
+    copy, whose exceptions derive from ``typer.exceptions.TyperException``, and no longer needs
+    Click installed; earlier ones use Click's. Neither is imported unless it is there."""
+    errors: list[type[Exception]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
     try:
         from typer.exceptions import TyperException
         errors.append(TyperException)
     except ImportError:  # a Typer that uses Click's own exceptions
+        pass
+    try:
+        import click
+        errors.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:  # the core install: Typer's own copy only
         pass
     return tuple(errors), tuple(dict.fromkeys(aborts))
 
@@ -109,14 +115,13 @@ def main() -> None:
         code = app(standalone_mode=False)  # usage errors come here too, to be said in one line
     except USAGE_ERRORS as exc:
         exit_code = int(getattr(exc, "exit_code", 2))
-        if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: its help, as before
-            app(args=[*sys.argv[1:], "--help"], standalone_mode=False)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: Typer printed its help
             sys.exit(exit_code)
         context = getattr(exc, "ctx", None)
         where = f" (see `{context.command_path} --help`)" if context is not None else ""
         _fail(f"{getattr(exc, 'format_message', exc.__str__)()}{where}", exit_code)
-    except ABORTS:
-        _fail("interrupted; run the same command again to resume", ExitCode.INTERRUPTED)
+    except ABORTS:  # a prompt answered "no" (there is none today): as Click says it
+        _fail("aborted", ExitCode.FAILED)
     except TrueLabelError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -132,7 +137,9 @@ def main() -> None:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.FAILED)
     except Exception as exc:  # a bug: still one line, the traceback on request
         _internal(exc)
-    if isinstance(code, int) and code:  # typer.Exit(code) and --help's Exit(0) come back as a code
+    # typer.Exit(code) comes back as its code; a command's own return value (none returns one) is
+    # ignored unless it is such a code, and a bool is not one
+    if isinstance(code, int) and not isinstance(code, bool) and code:
         sys.exit(code)
 
 

@@ -83,7 +83,8 @@ def sync(
     scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 1.0,
     target: TargetOption = None,
     seconds: Annotated[float, typer.Option(callback=positive, help="Length of each writer phase.")] = 5.0,
-    rate: Annotated[float, typer.Option(callback=positive, help="The steady writer's rate, writes/s.")] = 500.0,
+    rate: Annotated[float, typer.Option(
+        min=0, help="The steady writer's rate, writes/s (0: as fast as it can).")] = 500.0,
     journal: Annotated[str, typer.Option(help="The legacy file's journal mode: delete or wal.")] = "delete",
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
@@ -119,7 +120,8 @@ def cutover_bench(
     target: TargetOption = None,
     redis: Annotated[str, typer.Option(envvar="TRUELABEL_REDIS_URL")] = "redis://127.0.0.1:6379/0",
     runs: Annotated[int, typer.Option(min=1)] = 3,
-    rate: Annotated[float, typer.Option(callback=positive, help="The gated writer's rate, writes/s.")] = 500.0,
+    rate: Annotated[float, typer.Option(
+        min=0, help="The gated writer's rate, writes/s (0: as fast as it can).")] = 500.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
 ) -> None:
@@ -412,7 +414,8 @@ def _ms(value: float | None) -> str:
 @bench_app.command("maintenance")
 def maintenance_bench(
     scale: Annotated[float, typer.Option(callback=positive, help="Legacy database size.")] = 5.0,
-    rate: Annotated[float, typer.Option(callback=positive, help="The app load's rate, operations/s.")] = 300.0,
+    rate: Annotated[float, typer.Option(
+        min=0, help="The app load's rate, operations/s (0: as fast as it can).")] = 300.0,
     seconds: Annotated[float, typer.Option(callback=positive, help="Length of each phase.")] = 10.0,
     work_dir: Annotated[Path, typer.Option()] = Path(".bench"),
     json_out: JsonOption = False,
