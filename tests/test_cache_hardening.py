@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from psycopg_pool import ConnectionPool
@@ -196,6 +197,36 @@ def test_an_invalidation_the_cache_table_did_not_take_keeps_l3_unread_until_it_i
         assert cache.get(key) == (False, None)
     finally:
         cache.close()
+
+
+def test_what_another_process_copied_from_a_dirty_cache_table_does_not_outlive_the_repair(
+        redis_url: str, pool: ConnectionPool) -> None:
+    """Process A's invalidation of the cache table times out on a row lock; process B, which does
+    not know, reads the old value from the table into Redis and its L1 meanwhile. A's repair must
+    leave it nowhere (before: L3 was emptied and the copy in Redis served for its TTL, an hour)."""
+    conninfo = pool.conninfo
+    impatient = ConnectionPool(conninfo, min_size=1, max_size=2, open=True,
+                               kwargs={"autocommit": True, "options": "-c lock_timeout=100"})
+    a = LayeredCache(redis_url, impatient, CacheConfig(stats_flush=3600)).start()
+    b = LayeredCache(redis_url, pool, CacheConfig(stats_flush=3600)).start()
+    key = keys.product(str(uuid.uuid4()))
+    try:
+        assert a.get_or_load(key, lambda: "old", 3600, persistent=True) == "old"
+        with psycopg.connect(conninfo) as holder:   # another session holds the row
+            holder.execute("SELECT 1 FROM cache_entries WHERE key = %s FOR UPDATE", (key,))
+            a.invalidate([key])                        # L1, L2 and the bus take it; the table's DELETE times out
+            assert a.l3_dirty and a.l2_dirty
+            wait_until(lambda: b.l1.get(key) is MemoryLayer.MISSING, "B heard the invalidation")
+            assert b.get(key) == (True, "old")         # B copies it from the table into Redis and its L1
+            assert a.l2 is not None and a.l2.get(key) == (True, "old")
+        assert a.repair_l3() and a.repair_l2()
+        assert a.l2.get(key) == (False, None) and not l3_holds(pool, key)
+        wait_until(lambda: b.get(key) == (False, None), "B's L1 emptied by A's repair")
+        assert a.get(key) == (False, None)
+    finally:
+        a.close()
+        b.close()
+        impatient.close()
 
 
 def test_a_flush_the_cache_table_did_not_take_keeps_l3_unread_until_it_is_emptied(

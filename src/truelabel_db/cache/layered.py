@@ -22,7 +22,9 @@ read, nor written, nor filled from L3 until a flush of it succeeds (``repair_l2`
 the stats thread and by the listener); L1 and L3, which took the invalidation, still serve. The
 cache table is a shared layer too, and one that missed an invalidation (or the removal of a
 value found stale after it was stored) is dirty the same way until it has been emptied
-(``repair_l3``); L1 and L2 still serve meanwhile.
+(``repair_l3``). Another process, which does not know, may meanwhile copy the value it still
+holds into L2, so L2 is marked with it and emptied after it; each repair tells the other
+processes to empty their L1, which may hold what they read from the layer meanwhile.
 """
 
 from __future__ import annotations
@@ -141,8 +143,15 @@ class LayeredCache:
 
     def _l3_missed(self) -> None:
         self._l3_misses.missed()
-        self._generation += 1  # a value read from L3 before now is not filled into L1
+        if self.l2 is not None:  # another process may copy what L3 still holds into L2 meanwhile:
+            self._l2_missed()    # L2 is emptied too, after L3
+        self._generation += 1    # a value read from L3 before now is not filled into L1
         self.stats.add("l3_dirty")
+
+    def _publish_flush(self) -> None:
+        """Every other process empties its L1 (which may hold what it read from a layer just emptied)."""
+        if self.l2 is not None:
+            self.l2.publish({"origin": self.origin, "keys": [], "groups": [], "flush": True})
 
     def repair_l2(self) -> bool:
         """If L2 missed an invalidation: forget all of it (what it missed cannot be named once
@@ -156,6 +165,7 @@ class LayeredCache:
             return False
         self._l2_misses.repaired_up_to(failures)  # a failure during the flush keeps it dirty
         self.stats.add("l2_repairs")
+        self._publish_flush()  # other processes' L1 may hold what they read from it meanwhile
         return not self.l2_dirty
 
     def repair_l3(self) -> bool:
@@ -167,6 +177,7 @@ class LayeredCache:
             return False
         self._l3_misses.repaired_up_to(failures)
         self.stats.add("l3_repairs")
+        self._publish_flush()  # L2 is emptied next (repair_l2): it was marked with L3
         return not self.l3_dirty
 
     # -- reads -----------------------------------------------------------------------------
@@ -354,22 +365,23 @@ class LayeredCache:
             self._l3_missed()
 
     def flush(self) -> None:
-        """Forget everything in every layer (a truncated table; changes that cannot be named)."""
+        """Forget everything in every layer (a truncated table; changes that cannot be named).
+        L3 before L2: a reader between the two may copy what L3 still holds into L2."""
         self._generation += 1
         self.l1.clear()
         self.stats.add("flushes")
+        failures = self._l3_misses.failures
+        if self._l3_try(lambda layer: layer.invalidate_all()):
+            self._l3_misses.repaired_up_to(failures)
+        else:
+            self._l3_missed()
         if self.l2 is not None:
             failures = self._l2_misses.failures
             if self.l2.flush():
                 self._l2_misses.repaired_up_to(failures)  # nothing missed before survives a flush
             else:
                 self._l2_missed()
-            self.l2.publish({"origin": self.origin, "keys": [], "groups": [], "flush": True})
-        failures = self._l3_misses.failures
-        if self._l3_try(lambda layer: layer.invalidate_all()):
-            self._l3_misses.repaired_up_to(failures)
-        else:
-            self._l3_missed()
+            self._publish_flush()
 
     def mark_suspect(self) -> None:
         """This process may have missed invalidations: empty L1, read past L2 and L3."""

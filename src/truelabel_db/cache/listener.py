@@ -177,7 +177,7 @@ class DatabaseListener:
             self.apply(swept.changes)
         self._snapshot, self._swept_at = swept.snapshot, swept.now
         self.sweeps += 1
-        if self.cache.repair_l2() and self.cache.repair_l3():  # not while a shared layer holds what they invalidate
+        if self.cache.repair_l3() and self.cache.repair_l2():  # L3 first: L2 may hold copies of what it held
             self._save_position(swept.snapshot)
 
     def _maybe_trim(self, conn: psycopg.Connection[Any]) -> None:
