@@ -132,3 +132,31 @@ def test_a_rate_past_a_million_a_second_is_still_counted_in_redis(redis_url: str
             await shared.close()
 
     assert asyncio.run(run()) == (0.0, 0)  # before: "invalid expire time", and the worker counted alone
+
+
+def test_a_redis_that_never_answers_gets_a_few_connections_not_one_per_scan() -> None:
+    """A server that accepts and then says nothing (a Redis stuck in a long command, a black-holed
+    address): every scan is still answered, by this worker's count, over at most 16 connections."""
+    async def run() -> tuple[int, list[float]]:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        shared = SharedCounters(f"redis://127.0.0.1:{port}/0", connections=4)
+        limiter = RateLimiter(rate=1000.0, burst=1000, shared=shared)
+        try:
+            waits = await asyncio.gather(*(limiter.admit(f"198.51.100.{n}") for n in range(50)))
+            return len(accepted), list(waits)
+        finally:
+            await shared.close()
+            for writer in accepted:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    connections, waits = asyncio.run(run())
+    assert waits == [0.0] * 50          # every scan answered (this worker's buckets)
+    assert 1 <= connections <= 4        # before: one connection per scan in flight, 50 here

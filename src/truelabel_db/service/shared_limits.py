@@ -66,9 +66,14 @@ class SharedCounters:
     """The limits' counts in Redis; every method answers None when Redis cannot be asked now,
     and the caller counts in process instead."""
 
-    def __init__(self, url: str, *, timeout: float = 0.25, pause: float = 1.0) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30)
+    def __init__(self, url: str, *, timeout: float = 0.25, pause: float = 1.0, connections: int = 16) -> None:
+        # At most ``connections`` calls at once, the rest waiting ``timeout`` for one: a Redis that
+        # is slow, not down, gets a few probes and this worker counts alone, instead of a new
+        # connection per scan (which would crowd out the cache's and the gate's).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=connections, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout, health_check_interval=30)
+        self._client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._take, self._blocked, self._failed = (self._client.register_script(script)
                                                    for script in (_TAKE, _BLOCKED, _FAILED))
         self.pause = pause
@@ -91,7 +96,7 @@ class SharedCounters:
         return await self._run(self._failed, PREFIX + "auth:" + client, 60_000) is not None
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.aclose(close_connection_pool=True)
 
     async def _run(self, script: Any, key: str, *args: float) -> int | None:
         if time.monotonic() < self._away_until:
