@@ -276,6 +276,10 @@ def test_triggers_installed_while_the_service_runs_turn_database_events_on(live_
         cache.set("product:from-before-the-triggers", "cached without database events", 300)
         with psycopg.connect(live_pair.url, autocommit=True) as conn:
             cache_changes.install_triggers(conn)   # `schema apply` while the service runs
+            assert cache.l2 is not None   # another process came on first and saved its position
+            cache.l2.set_raw(POSITION_KEY, json.dumps({"snapshot": cache_changes.current_snapshot(conn),
+                                                       "identity": cache_changes.database_identity(conn)}), 300)
+            assert cache.l2.flush()   # ... having emptied the shared layers: this process's L1 is left
             wait_until(lambda: listener.unavailable is None and listener.connected.is_set(),
                        "the listener found the triggers")  # before: not until a restart
             assert cache.get("product:from-before-the-triggers") == (False, None)  # nothing says what changed

@@ -47,6 +47,7 @@ from psycopg import sql
 from truelabel_db.cache.layered import LayeredCache
 from truelabel_db.catalog import cache_changes
 from truelabel_db.catalog.cache_changes import Change
+from truelabel_db.postgres import redact
 
 POSITION_KEY = "tl:cache:db-position"
 APPLICATION_NAME = "truelabel-cache-listener"
@@ -96,8 +97,10 @@ class DatabaseListener:
         while not self._stop.is_set():
             try:
                 self._listen()
-            except (psycopg.Error, OSError):
-                pass
+            except (psycopg.Error, OSError) as exc:
+                if self.unavailable is not None:  # looking again for the triggers: say why it could not
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    log.warning("could not look for the cache's triggers: %s", redact(first))
             except Exception:  # a bug or a surprise must not end the thread and leave the cache trusted
                 log.exception("the cache's database listener failed; the cache is suspect until it is back")
             if self.unavailable is not None:
@@ -130,6 +133,8 @@ class DatabaseListener:
                 self.connected.set()
                 return
             self.connected.clear()  # whatever it was before (triggers just added): not until caught up
+            if self.unavailable is not None:
+                self.cache.mark_suspect()  # L1 holds answers from before the triggers, unswept by anyone
             self.backend_pid = conn.info.backend_pid
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(cache_changes.CHANNEL)))
             self._catch_up(conn)
