@@ -26,8 +26,9 @@ Without the triggers (a schema without pre_007) there is nothing to listen to: t
 says so once in the log, and the cache is what it was before database events, TTLs and the
 service's own invalidations. It looks again every ``recheck`` seconds, so a ``schema apply``
 made while the service runs turns database events on without a restart (the cache is emptied
-then: nothing says what changed before the triggers were there). An unexpected error in the thread makes the cache suspect
-and the listener reconnects, as for a lost connection.
+then, this process's L1 at least: nothing says what changed before the triggers were there). An
+unexpected error in the thread makes the cache suspect and the listener reconnects, as for a
+lost connection.
 """
 
 from __future__ import annotations
