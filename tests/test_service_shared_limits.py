@@ -136,7 +136,8 @@ def test_a_rate_past_a_million_a_second_is_still_counted_in_redis(redis_url: str
 
 def test_a_redis_that_never_answers_gets_a_few_connections_not_one_per_scan() -> None:
     """A server that accepts and then says nothing (a Redis stuck in a long command, a black-holed
-    address): every scan is still answered, by this worker's count, over at most 16 connections."""
+    address): every scan is still answered, by this worker's count, over a bounded number of
+    connections (4 here, 64 by default)."""
     async def run() -> tuple[int, list[float]]:
         accepted: list[asyncio.StreamWriter] = []
 

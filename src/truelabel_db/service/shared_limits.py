@@ -66,14 +66,17 @@ class SharedCounters:
     """The limits' counts in Redis; every method answers None when Redis cannot be asked now,
     and the caller counts in process instead."""
 
-    def __init__(self, url: str, *, timeout: float = 0.25, pause: float = 1.0, connections: int = 16) -> None:
-        # At most ``connections`` calls at once, the rest waiting ``timeout`` for one: a Redis that
-        # is slow, not down, gets a few probes and this worker counts alone, instead of a new
-        # connection per scan (which would crowd out the cache's and the gate's).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=connections, timeout=timeout, socket_timeout=timeout,
-            socket_connect_timeout=timeout, health_check_interval=30)
-        self._client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+    def __init__(self, url: str, *, timeout: float = 0.25, pause: float = 1.0, connections: int = 64) -> None:
+        # At most ``connections`` calls at once (each holds a connection); past that, a scan is
+        # counted in this worker at once. A Redis that is slow, not down, so gets a bounded number
+        # of connections instead of one per scan in flight (which would crowd out the cache's and
+        # the gate's). Not a blocking pool: redis-py's lets some waiters starve past any timeout
+        # (measured: 18 of 5,000 calls waited over 250 ms with 16 connections for 50 callers).
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30)
+        self.connections = connections
+        self._in_flight = 0
+        self.busy = 0   # calls counted here because ``connections`` were already in flight
         self._take, self._blocked, self._failed = (self._client.register_script(script)
                                                    for script in (_TAKE, _BLOCKED, _FAILED))
         self.pause = pause
@@ -96,11 +99,15 @@ class SharedCounters:
         return await self._run(self._failed, PREFIX + "auth:" + client, 60_000) is not None
 
     async def close(self) -> None:
-        await self._client.aclose(close_connection_pool=True)
+        await self._client.aclose()
 
     async def _run(self, script: Any, key: str, *args: float) -> int | None:
         if time.monotonic() < self._away_until:
             return None
+        if self._in_flight >= self.connections:
+            self.busy += 1
+            return None
+        self._in_flight += 1
         try:
             answer = await script(keys=[key], args=list(args))
         except (redis.RedisError, OSError) as exc:
@@ -111,6 +118,8 @@ class SharedCounters:
                             redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
                 self._said = True
             return None
+        finally:
+            self._in_flight -= 1
         if self._said:
             log.warning("limits are counted in Redis again, shared by every worker")
             self._said = False
