@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import TypeVar
 
 import psycopg
@@ -37,6 +38,12 @@ def describe(url: str) -> str:
     host = params.get("host", "localhost")
     port = params.get("port", "5432")
     return f"{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}".lstrip("@")
+
+
+def absent_tables(conn: psycopg.Connection, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that are no table (or view) on the connection's search_path."""
+    return [r[0] for r in conn.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NULL",
+                                       (list(names),))]
 
 
 def connect(url: str, *, autocommit: bool = False, application_name: str = "truelabel-db",

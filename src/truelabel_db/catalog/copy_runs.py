@@ -50,10 +50,15 @@ class NoMigration(TargetError):
     or none that left a starting point. Final: waiting or retrying cannot change it."""
 
 
+def exists(conn: psycopg.Connection) -> bool:
+    """Whether any copy ever made the catalog here."""
+    return bool(one(conn.execute("SELECT to_regclass('truelabel_meta.copy_runs') IS NOT NULL"))[0])
+
+
 def require_migration(conn: psycopg.Connection) -> None:
     """Refuse, in words, a database that no copy went into: every later stage reads the catalog,
     and "relation truelabel_meta.copy_runs does not exist" is no way to learn the URL was wrong."""
-    if one(conn.execute("SELECT to_regclass('truelabel_meta.copy_runs')"))[0] is None:
+    if not exists(conn):
         raise NoMigration(f"PostgreSQL {describe(conn.info.dsn)} holds no migration: no copy was made into it "
                           "(check --target; `truelabel-db copy` makes one)")
 
@@ -207,7 +212,7 @@ def progress(conn: psycopg.Connection, run_id: int) -> list[TableProgress]:
 
 def latest(conn: psycopg.Connection) -> tuple[CopyRun, str] | None:
     """The newest copy run and its status (running, done, abandoned)."""
-    if not one(conn.execute("SELECT to_regclass('truelabel_meta.copy_runs') IS NOT NULL"))[0]:
+    if not exists(conn):
         return None
     row = conn.execute("SELECT run_id, source_path, source_fingerprint, snapshot_path, options, status "
                        "FROM truelabel_meta.copy_runs ORDER BY run_id DESC LIMIT 1").fetchone()

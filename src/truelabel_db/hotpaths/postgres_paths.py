@@ -49,9 +49,7 @@ def reachable(url: str) -> None:
     that it is not ready. A database without the tables served (a wrong URL, a copy not made yet)
     is refused here too, instead of answering every request with a 500."""
     with postgres.connect(url, autocommit=True, check_version=False) as conn:
-        names = [BY_LEGACY[t].target for t in SERVED_TABLES]
-        absent = [r[0] for r in conn.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NULL",
-                                             (names,))]
+        absent = postgres.absent_tables(conn, [BY_LEGACY[t].target for t in SERVED_TABLES])
     if absent:
         raise TargetError(f"PostgreSQL {describe(url)} holds no True Label schema (no table {', '.join(absent)}): "
                           "check the URL; `truelabel-db copy` or `truelabel-db schema apply` makes it")

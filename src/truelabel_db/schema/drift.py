@@ -211,10 +211,9 @@ def require_app_tables(drift: Drift, name: str, mapping: Mapping = DECLARED) -> 
 
 def _required_missing(drift: Drift, mapping: Mapping) -> list[str]:
     problems = []
-    for name, required in required_absent(drift, mapping)[1].items():
-        if required:
-            problems.append(f"{name} lacks required column(s) {', '.join(required)} (an older app version? "
-                            "migrate its schema first)")
+    for name, required in required_absent(drift, mapping)[1].items():  # tables with at least one
+        problems.append(f"{name} lacks required column(s) {', '.join(required)} (an older app version? "
+                        "migrate its schema first)")
     return problems
 
 

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from truelabel_db.errors import ConfigError, TargetError
+from truelabel_db.postgres import absent_tables
 from truelabel_db.schema.mapping import TABLES
 
 APP_EXTRA_TABLES = ("cache_entries",)
@@ -48,8 +49,7 @@ def ensure_roles(conn: psycopg.Connection, app: str = "truelabel_app", readonly:
                  login: str | None = None, password: str | None = None) -> RolesReport:
     """Create (if missing) and grant; safe to run again after the schema grows."""
     report = RolesReport()
-    absent = [r[0] for r in conn.execute("SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NULL",
-                                         (list(app_tables()),))]
+    absent = absent_tables(conn, app_tables())
     if absent:
         raise TargetError(f"the schema is not in this database yet (no table {', '.join(absent[:5])}"
                           f"{', …' if len(absent) > 5 else ''}): grants name its tables, so run "
